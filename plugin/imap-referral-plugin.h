@@ -1,0 +1,12 @@
+#ifndef IMAP_REFERRAL_PLUGIN_H
+#define IMAP_REFERRAL_PLUGIN_H
+
+struct module;
+
+extern const char *imap_mailbox_referrals_plugin_dependencies[];
+extern const char *imap_mailbox_referrals_plugin_version;
+
+void imap_mailbox_referrals_plugin_init(struct module *module);
+void imap_mailbox_referrals_plugin_deinit(void);
+
+#endif

@@ -1,0 +1,398 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+
+/* The LDAP backend, on OpenLDAP's libldap. Mailbox vfuncs are synchronous,
+   so queries block the (per-session) imap process, always bounded by
+   mailbox_referrals_ldap_timeout as a deadline for the whole lookup:
+   connect, STARTTLS, bind and search together. */
+
+#include "lib.h"
+#include "array.h"
+#include "str.h"
+#include "time-util.h"
+#include "referral-settings.h"
+#include "referral-directory.h"
+#include "referral-ldap.h"
+
+#define LDAP_DEPRECATED 0
+#include <ldap.h>
+
+#define REFERRAL_LDAP_OBJECTCLASS "imapMailboxReferral"
+#define REFERRAL_LDAP_ATTR_MAILBOX "imapReferralMailbox"
+#define REFERRAL_LDAP_ATTR_SERVER "imapReferralServer"
+#define REFERRAL_LDAP_ATTR_REMOTE_NAME "imapReferralRemoteName"
+#define REFERRAL_LDAP_ATTR_SCOPE "imapReferralScope"
+
+struct ldap_referral_directory {
+	struct referral_directory dir;
+	const struct referral_ldap_settings *set;
+
+	/* NULL while not connected */
+	LDAP *ld;
+};
+
+static const char *referral_ldap_attrs[] = {
+	REFERRAL_LDAP_ATTR_MAILBOX,
+	REFERRAL_LDAP_ATTR_SERVER,
+	REFERRAL_LDAP_ATTR_REMOTE_NAME,
+	REFERRAL_LDAP_ATTR_SCOPE,
+	NULL
+};
+
+void referral_ldap_filter_escape(string_t *dest, const char *value)
+{
+	struct berval in, out;
+
+	in.bv_val = (char *)value;
+	in.bv_len = strlen(value);
+	if (ldap_bv2escaped_filter_value(&in, &out) != 0)
+		i_fatal_status(FATAL_OUTOFMEM, "ldap_bv2escaped_filter_value() failed");
+	str_append_data(dest, out.bv_val, out.bv_len);
+	ber_memfree(out.bv_val);
+}
+
+static void
+referral_ldap_filter_append_eq(string_t *filter, const char *value)
+{
+	str_append(filter, "("REFERRAL_LDAP_ATTR_MAILBOX"=");
+	referral_ldap_filter_escape(filter, value);
+	str_append_c(filter, ')');
+}
+
+const char *referral_ldap_lookup_filter(const char *name,
+					const char *const *ancestors)
+{
+	string_t *filter = t_str_new(256);
+	unsigned int count = ancestors == NULL ? 0 : str_array_length(ancestors);
+
+	str_append(filter, "(&(objectClass="REFERRAL_LDAP_OBJECTCLASS")");
+	if (count == 0)
+		referral_ldap_filter_append_eq(filter, name);
+	else {
+		/* the exact name, or an ancestor that covers its subtree */
+		str_append(filter, "(|");
+		referral_ldap_filter_append_eq(filter, name);
+		str_append(filter, "(&("REFERRAL_LDAP_ATTR_SCOPE"=subtree)");
+		if (count > 1)
+			str_append(filter, "(|");
+		for (; *ancestors != NULL; ancestors++)
+			referral_ldap_filter_append_eq(filter, *ancestors);
+		if (count > 1)
+			str_append_c(filter, ')');
+		str_append(filter, "))");
+	}
+	str_append_c(filter, ')');
+	return str_c(filter);
+}
+
+static void referral_ldap_disconnect(struct ldap_referral_directory *ldir)
+{
+	if (ldir->ld != NULL) {
+		(void)ldap_unbind_ext(ldir->ld, NULL, NULL);
+		ldir->ld = NULL;
+	}
+}
+
+/* Milliseconds left until deadline, at least 1 so that libldap never
+   takes 0 as "no timeout". */
+static unsigned int referral_ldap_msecs_left(const struct timeval *deadline)
+{
+	struct timeval now;
+	int left;
+
+	i_gettimeofday(&now);
+	left = timeval_diff_msecs(deadline, &now);
+	return left <= 0 ? 1 : (unsigned int)left;
+}
+
+static void referral_ldap_msecs_to_timeval(unsigned int msecs,
+					   struct timeval *tv_r)
+{
+	tv_r->tv_sec = msecs / 1000;
+	tv_r->tv_usec = (msecs % 1000) * 1000;
+}
+
+static int
+referral_ldap_set_timeouts(LDAP *ld, const struct timeval *deadline)
+{
+	struct timeval tv;
+
+	referral_ldap_msecs_to_timeval(referral_ldap_msecs_left(deadline), &tv);
+	if (ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS)
+		return -1;
+	return 0;
+}
+
+static int referral_ldap_require_cert(const char *value)
+{
+	if (value == NULL || strcmp(value, "demand") == 0)
+		return LDAP_OPT_X_TLS_DEMAND;
+	if (strcmp(value, "never") == 0)
+		return LDAP_OPT_X_TLS_NEVER;
+	if (strcmp(value, "hard") == 0)
+		return LDAP_OPT_X_TLS_HARD;
+	if (strcmp(value, "allow") == 0)
+		return LDAP_OPT_X_TLS_ALLOW;
+	if (strcmp(value, "try") == 0)
+		return LDAP_OPT_X_TLS_TRY;
+	i_unreached(); /* checked by the settings parser */
+}
+
+static int
+referral_ldap_set_tls_options(struct ldap_referral_directory *ldir,
+			      const char **error_r)
+{
+	const struct referral_ldap_settings *set = ldir->set;
+	int require_cert = referral_ldap_require_cert(set->tls_require_cert);
+	int ret = LDAP_OPT_SUCCESS, newctx = 0;
+
+	if (set->tls_ca_cert_file != NULL)
+		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_CACERTFILE,
+				      set->tls_ca_cert_file);
+	if (ret == LDAP_OPT_SUCCESS && set->tls_ca_cert_dir != NULL)
+		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_CACERTDIR,
+				      set->tls_ca_cert_dir);
+	if (ret == LDAP_OPT_SUCCESS && set->tls_cert_file != NULL)
+		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_CERTFILE,
+				      set->tls_cert_file);
+	if (ret == LDAP_OPT_SUCCESS && set->tls_key_file != NULL)
+		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_KEYFILE,
+				      set->tls_key_file);
+	if (ret == LDAP_OPT_SUCCESS)
+		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_REQUIRE_CERT,
+				      &require_cert);
+	/* apply the options above to this handle's TLS context */
+	if (ret == LDAP_OPT_SUCCESS)
+		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_NEWCTX, &newctx);
+	if (ret != LDAP_OPT_SUCCESS) {
+		*error_r = t_strdup_printf("Setting TLS options failed: %s",
+					   ldap_err2string(ret));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+referral_ldap_connect(struct ldap_referral_directory *ldir,
+		      const struct timeval *deadline, const char **error_r)
+{
+	const struct referral_ldap_settings *set = ldir->set;
+	int ret, version = LDAP_VERSION3;
+	struct berval cred;
+
+	ret = ldap_initialize(&ldir->ld, set->uris);
+	if (ret != LDAP_SUCCESS) {
+		ldir->ld = NULL;
+		*error_r = t_strdup_printf("ldap_initialize(%s) failed: %s",
+					   set->uris, ldap_err2string(ret));
+		return -1;
+	}
+	if (ldap_set_option(ldir->ld, LDAP_OPT_PROTOCOL_VERSION,
+			    &version) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ldir->ld, LDAP_OPT_REFERRALS,
+			    LDAP_OPT_OFF) != LDAP_OPT_SUCCESS) {
+		*error_r = "Setting LDAP options failed";
+		referral_ldap_disconnect(ldir);
+		return -1;
+	}
+	if ((set->tls || strstr(set->uris, "ldaps://") != NULL) &&
+	    referral_ldap_set_tls_options(ldir, error_r) < 0) {
+		referral_ldap_disconnect(ldir);
+		return -1;
+	}
+	if (set->tls) {
+		(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+		ret = ldap_start_tls_s(ldir->ld, NULL, NULL);
+		if (ret != LDAP_SUCCESS) {
+			*error_r = t_strdup_printf("STARTTLS on %s failed: %s",
+				set->uris, ldap_err2string(ret));
+			referral_ldap_disconnect(ldir);
+			return -1;
+		}
+	}
+
+	/* Always bind (anonymously when no dn is set): this is what makes
+	   libldap connect, within the network timeout. */
+	cred.bv_val = (char *)(set->dnpass != NULL ? set->dnpass : "");
+	cred.bv_len = strlen(cred.bv_val);
+	(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+	ret = ldap_sasl_bind_s(ldir->ld, set->dn != NULL ? set->dn : "",
+			       LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	if (ret != LDAP_SUCCESS) {
+		/* the DN is configuration, the password is never logged */
+		*error_r = t_strdup_printf("Bind to %s as %s failed: %s",
+			set->uris, set->dn != NULL ? set->dn : "anonymous",
+			ldap_err2string(ret));
+		referral_ldap_disconnect(ldir);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_ldap_scope(enum referral_ldap_scope scope)
+{
+	switch (scope) {
+	case REFERRAL_LDAP_SCOPE_BASE:
+		return LDAP_SCOPE_BASE;
+	case REFERRAL_LDAP_SCOPE_ONELEVEL:
+		return LDAP_SCOPE_ONELEVEL;
+	case REFERRAL_LDAP_SCOPE_SUBTREE:
+		return LDAP_SCOPE_SUBTREE;
+	}
+	i_unreached();
+}
+
+/* Returns the first value of attr, or NULL. Values with NUL bytes come out
+   with them replaced by 0x01, which every validator rejects, rather than
+   truncated into something that might look valid. */
+static const char *const *
+referral_ldap_get_values(pool_t pool, LDAP *ld, LDAPMessage *msg,
+			 const char *attr)
+{
+	struct berval **vals;
+	ARRAY_TYPE(const_string) values;
+	unsigned int i;
+
+	vals = ldap_get_values_len(ld, msg, attr);
+	if (vals == NULL)
+		return NULL;
+	p_array_init(&values, pool, 4);
+	for (i = 0; vals[i] != NULL; i++) {
+		char *value = p_strndup(pool, vals[i]->bv_val, vals[i]->bv_len);
+		size_t j;
+
+		for (j = 0; j < vals[i]->bv_len; j++) {
+			if (value[j] == '\0')
+				value[j] = '\001';
+		}
+		array_push_back(&values, (const char **)&value);
+	}
+	ldap_value_free_len(vals);
+	array_append_zero(&values);
+	return array_front(&values);
+}
+
+static const char *
+referral_ldap_get_value(pool_t pool, LDAP *ld, LDAPMessage *msg,
+			const char *attr)
+{
+	const char *const *values =
+		referral_ldap_get_values(pool, ld, msg, attr);
+
+	return values == NULL ? NULL : values[0];
+}
+
+static void
+referral_ldap_parse_result(struct ldap_referral_directory *ldir,
+			   LDAPMessage *res, pool_t pool,
+			   ARRAY_TYPE(referral_directory_entry) *entries)
+{
+	struct referral_directory_entry *entry;
+	LDAPMessage *msg;
+	char *dn;
+
+	for (msg = ldap_first_entry(ldir->ld, res); msg != NULL;
+	     msg = ldap_next_entry(ldir->ld, msg)) {
+		entry = array_append_space(entries);
+		dn = ldap_get_dn(ldir->ld, msg);
+		entry->dn = p_strdup(pool, dn != NULL ? dn : "");
+		ldap_memfree(dn);
+		entry->mailbox = referral_ldap_get_value(pool, ldir->ld, msg,
+			REFERRAL_LDAP_ATTR_MAILBOX);
+		entry->servers = referral_ldap_get_values(pool, ldir->ld, msg,
+			REFERRAL_LDAP_ATTR_SERVER);
+		entry->remote_name = referral_ldap_get_value(pool, ldir->ld,
+			msg, REFERRAL_LDAP_ATTR_REMOTE_NAME);
+		entry->scope = referral_ldap_get_value(pool, ldir->ld, msg,
+			REFERRAL_LDAP_ATTR_SCOPE);
+		if (entry->mailbox == NULL) {
+			/* the schema makes it mandatory, but be safe */
+			array_pop_back(entries);
+		}
+	}
+}
+
+static int
+referral_ldap_search(struct ldap_referral_directory *ldir, const char *filter,
+		     const struct timeval *deadline, LDAPMessage **res_r)
+{
+	struct timeval tv;
+
+	referral_ldap_msecs_to_timeval(referral_ldap_msecs_left(deadline), &tv);
+	(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+	return ldap_search_ext_s(ldir->ld, ldir->set->base,
+				 referral_ldap_scope(ldir->set->scope),
+				 filter, (char **)referral_ldap_attrs, 0,
+				 NULL, NULL, &tv, LDAP_NO_LIMIT, res_r);
+}
+
+static int
+referral_ldap_lookup(struct referral_directory *dir, const char *name,
+		     const char *const *ancestors, pool_t pool,
+		     ARRAY_TYPE(referral_directory_entry) *entries,
+		     const char **error_r)
+{
+	struct ldap_referral_directory *ldir =
+		container_of(dir, struct ldap_referral_directory, dir);
+	struct timeval deadline;
+	LDAPMessage *res = NULL;
+	const char *filter;
+	bool reused;
+	int ret;
+
+	i_gettimeofday(&deadline);
+	timeval_add_msecs(&deadline, ldir->set->timeout_msecs);
+	filter = referral_ldap_lookup_filter(name, ancestors);
+	e_debug(dir->event, "Searching %s with filter %s",
+		ldir->set->base, filter);
+
+	reused = ldir->ld != NULL;
+	if (!reused && referral_ldap_connect(ldir, &deadline, error_r) < 0)
+		return -1;
+	ret = referral_ldap_search(ldir, filter, &deadline, &res);
+	if (ret == LDAP_SERVER_DOWN && reused) {
+		/* The kept connection died while idle (e.g. the server was
+		   restarted): try once more on a new one. */
+		if (res != NULL)
+			ldap_msgfree(res);
+		res = NULL;
+		referral_ldap_disconnect(ldir);
+		if (referral_ldap_connect(ldir, &deadline, error_r) < 0)
+			return -1;
+		ret = referral_ldap_search(ldir, filter, &deadline, &res);
+	}
+	if (ret != LDAP_SUCCESS) {
+		*error_r = t_strdup_printf("Search in %s on %s failed: %s",
+			ldir->set->base, ldir->set->uris, ldap_err2string(ret));
+		if (res != NULL)
+			ldap_msgfree(res);
+		/* whatever went wrong, start from a fresh connection */
+		referral_ldap_disconnect(ldir);
+		return -1;
+	}
+	referral_ldap_parse_result(ldir, res, pool, entries);
+	ldap_msgfree(res);
+	return 0;
+}
+
+static void referral_ldap_deinit(struct referral_directory *dir)
+{
+	struct ldap_referral_directory *ldir =
+		container_of(dir, struct ldap_referral_directory, dir);
+
+	referral_ldap_disconnect(ldir);
+	i_free(ldir);
+}
+
+struct referral_directory *
+referral_directory_ldap_init(const struct referral_settings *set)
+{
+	struct ldap_referral_directory *ldir;
+
+	ldir = i_new(struct ldap_referral_directory, 1);
+	ldir->dir.name = "ldap";
+	ldir->dir.v.deinit = referral_ldap_deinit;
+	ldir->dir.v.lookup = referral_ldap_lookup;
+	ldir->set = &set->ldap;
+	return &ldir->dir;
+}

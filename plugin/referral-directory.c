@@ -1,0 +1,61 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+
+#include "lib.h"
+#include "array.h"
+#include "referral-settings.h"
+#include "referral-directory.h"
+
+/* Shown to clients; the details go to the log. */
+#define REFERRAL_DIRECTORY_ERROR_TEXT \
+	"Referral directory is unavailable, try again later"
+
+struct referral_directory *
+referral_directory_init(const struct referral_settings *set,
+			struct event *parent_event)
+{
+	struct referral_directory *dir;
+
+	dir = referral_directory_ldap_init(set);
+	dir->event = event_create(parent_event);
+	event_set_append_log_prefix(dir->event,
+		t_strdup_printf("%s: ", dir->name));
+	return dir;
+}
+
+void referral_directory_deinit(struct referral_directory **_dir)
+{
+	struct referral_directory *dir = *_dir;
+	struct event *event = dir->event;
+
+	*_dir = NULL;
+	dir->v.deinit(dir);
+	event_unref(&event);
+}
+
+int referral_directory_lookup(struct referral_directory *dir,
+			      const char *name, const char *const *ancestors,
+			      pool_t pool,
+			      ARRAY_TYPE(referral_directory_entry) *entries,
+			      const char **error_r)
+{
+	const char *error;
+
+	if (dir->v.lookup(dir, name, ancestors, pool, entries, &error) < 0) {
+		/* One error line per outage, not one per command: a session
+		   that keeps trying must not flood the log. */
+		if (!dir->failing) {
+			e_error(dir->event, "%s - referrals unavailable "
+				"until the directory answers again", error);
+			dir->failing = TRUE;
+		} else {
+			e_debug(dir->event, "Still failing: %s", error);
+		}
+		*error_r = REFERRAL_DIRECTORY_ERROR_TEXT;
+		return -1;
+	}
+	if (dir->failing) {
+		e_info(dir->event, "Directory is answering again");
+		dir->failing = FALSE;
+	}
+	return 0;
+}

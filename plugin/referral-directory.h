@@ -1,0 +1,55 @@
+#ifndef REFERRAL_DIRECTORY_H
+#define REFERRAL_DIRECTORY_H
+
+#include "referral-entry.h"
+
+struct referral_settings;
+
+/* The directory that says where mailboxes live. The referral logic sees
+   only this interface; referral-directory-ldap.c is the one backend the
+   plugin ships, and unit tests plug in their own. */
+struct referral_directory;
+
+struct referral_directory_vfuncs {
+	void (*deinit)(struct referral_directory *dir);
+	/* Find the entries whose mailbox is name, or one of ancestors with
+	   subtree scope (a backend may also return ancestors' entries of
+	   mailbox scope; the caller checks). Entries are allocated from
+	   pool. Returns 0, or -1 with error_r when the directory could not
+	   be asked (down, timeout, misconfigured). */
+	int (*lookup)(struct referral_directory *dir, const char *name,
+		      const char *const *ancestors, pool_t pool,
+		      ARRAY_TYPE(referral_directory_entry) *entries,
+		      const char **error_r);
+};
+
+struct referral_directory {
+	const char *name;
+	struct referral_directory_vfuncs v;
+	struct event *event;
+	/* TRUE while the directory is failing: its outage has been logged
+	   once and is not logged again until a query succeeds. */
+	bool failing;
+};
+
+/* Create the directory backend for the settings (LDAP). The backend does
+   not connect before the first lookup. */
+struct referral_directory *
+referral_directory_init(const struct referral_settings *set,
+			struct event *parent_event);
+void referral_directory_deinit(struct referral_directory **dir);
+
+/* Look up entries (see referral_directory_vfuncs.lookup). Failures are
+   logged here, once per outage, and reported through error_r to be shown
+   to the client. */
+int referral_directory_lookup(struct referral_directory *dir,
+			      const char *name, const char *const *ancestors,
+			      pool_t pool,
+			      ARRAY_TYPE(referral_directory_entry) *entries,
+			      const char **error_r);
+
+/* Backends */
+struct referral_directory *
+referral_directory_ldap_init(const struct referral_settings *set);
+
+#endif

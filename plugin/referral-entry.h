@@ -1,0 +1,47 @@
+#ifndef REFERRAL_ENTRY_H
+#define REFERRAL_ENTRY_H
+
+#include "referral-server.h"
+
+/* One directory entry as the directory backend returns it: raw values,
+   not yet validated. */
+struct referral_directory_entry {
+	const char *dn;
+	const char *mailbox;		/* imapReferralMailbox */
+	const char *const *servers;	/* imapReferralServer values */
+	const char *remote_name;	/* imapReferralRemoteName or NULL */
+	const char *scope;		/* imapReferralScope or NULL */
+};
+ARRAY_DEFINE_TYPE(referral_directory_entry, struct referral_directory_entry);
+
+/* A validated entry. */
+struct referral_entry {
+	const char *dn;
+	const char *mailbox;
+	/* Name on the remote servers, or NULL when it is the same. */
+	const char *remote_name;
+	bool subtree;
+	/* The valid imapReferralServer values, in the directory's order.
+	   Empty when the entry is unusable (see error). */
+	ARRAY_TYPE(referral_server) servers;
+	/* Why the entry cannot be used for a referral, or NULL. An unusable
+	   entry still hides what it covers: the client gets UNAVAILABLE,
+	   never a broken referral and never the local mailbox. */
+	const char *error;
+};
+ARRAY_DEFINE_TYPE(referral_entry, struct referral_entry);
+
+/* Returns TRUE if name is safe to put into a URL and a reply: non-empty,
+   valid UTF-8 and free of control characters (CR, LF, NUL, ...). */
+bool referral_mailbox_name_is_safe(const char *name);
+
+/* Validate a directory entry into entry_r, allocated from pool. Values that
+   cannot be used are skipped; a line describing each one (mentioning the
+   attribute and the entry's DN, with directory data escaped) is added to
+   warnings, for the caller to log. */
+void referral_entry_parse(pool_t pool,
+			  const struct referral_directory_entry *input,
+			  struct referral_entry *entry_r,
+			  ARRAY_TYPE(const_string) *warnings);
+
+#endif

@@ -1,0 +1,163 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+
+#include "lib.h"
+#include "array.h"
+#include "str-sanitize.h"
+#include "referral-settings.h"
+#include "referral-directory.h"
+#include "referral-cache.h"
+#include "referral-lookup.h"
+#include "referral-plugin.h"
+
+#define REFERRAL_UNUSABLE_ENTRY_ERROR \
+	"Remote mailbox has no usable server in the directory"
+
+const char *const *referral_name_ancestors(const char *vname, char sep)
+{
+	ARRAY_TYPE(const_string) ancestors;
+	const char *p, *name;
+
+	t_array_init(&ancestors, 8);
+	for (p = strchr(vname, sep); p != NULL; p = strchr(p + 1, sep)) {
+		if (array_count(&ancestors) == REFERRAL_MAX_ANCESTORS)
+			break;
+		name = t_strdup_until(vname, p);
+		array_push_back(&ancestors, &name);
+	}
+	array_append_zero(&ancestors);
+	return array_front(&ancestors);
+}
+
+/* Returns TRUE if ancestor is a proper ancestor of vname. */
+static bool
+referral_name_is_ancestor(const char *ancestor, const char *vname, char sep)
+{
+	size_t len = strlen(ancestor);
+
+	return strncmp(ancestor, vname, len) == 0 && vname[len] == sep;
+}
+
+const struct referral_entry *
+referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
+			       const char *vname, char sep)
+{
+	const struct referral_entry *entry, *best = NULL;
+
+	array_foreach(entries, entry) {
+		if (strcmp(entry->mailbox, vname) == 0)
+			return entry;
+		if (!entry->subtree ||
+		    !referral_name_is_ancestor(entry->mailbox, vname, sep))
+			continue;
+		if (best == NULL || strlen(entry->mailbox) > strlen(best->mailbox))
+			best = entry;
+	}
+	return best;
+}
+
+const char *referral_entry_remote_name(const struct referral_entry *entry,
+				       const char *vname)
+{
+	if (entry->remote_name == NULL)
+		return vname;
+	/* a name below a subtree entry keeps its path below the entry */
+	return t_strconcat(entry->remote_name,
+			   vname + strlen(entry->mailbox), NULL);
+}
+
+/* Returns TRUE if server is this server: listed in mailbox_referrals_self,
+   or the address and port the client connected to. */
+static bool
+referral_server_is_self(struct referral_user *ruser,
+			const struct referral_server *server)
+{
+	const struct mail_user_connection_data *conn = &ruser->user->conn;
+	const struct referral_host *self;
+
+	array_foreach(&ruser->set->self, self) {
+		if (referral_host_equals(self, &server->addr))
+			return TRUE;
+	}
+	return conn->local_ip != NULL &&
+		referral_host_is_ip_port(&server->addr, conn->local_ip,
+					 conn->local_port);
+}
+
+/* Ask the directory about vname and cache the answer. */
+static const struct referral_cache_record *
+referral_lookup_directory(struct referral_user *ruser, const char *vname,
+			  char sep, const char **error_r)
+{
+	ARRAY_TYPE(referral_directory_entry) raw_entries;
+	ARRAY_TYPE(const_string) warnings;
+	const struct referral_directory_entry *raw;
+	struct referral_cache_record *record;
+	struct referral_entry *entry;
+	const char *const *warning;
+	pool_t pool;
+
+	pool = pool_alloconly_create("referral lookup", 1024);
+	p_array_init(&raw_entries, pool, 4);
+	if (referral_directory_lookup(ruser->dir, vname,
+				      referral_name_ancestors(vname, sep),
+				      pool, &raw_entries, error_r) < 0) {
+		pool_unref(&pool);
+		return NULL;
+	}
+
+	record = referral_cache_add(ruser->cache, vname);
+	t_array_init(&warnings, 4);
+	array_foreach(&raw_entries, raw) {
+		/* keep only what really covers vname: the directory's
+		   matching rules (e.g. case) may differ from ours */
+		if (strcmp(raw->mailbox, vname) != 0 &&
+		    !referral_name_is_ancestor(raw->mailbox, vname, sep))
+			continue;
+		entry = array_append_space(&record->entries);
+		referral_entry_parse(record->pool, raw, entry, &warnings);
+	}
+	array_foreach(&warnings, warning)
+		e_warning(ruser->event, "%s", *warning);
+	e_debug(ruser->event, "Directory has %u entries for %s",
+		array_count(&record->entries), str_sanitize(vname, 128));
+	pool_unref(&pool);
+	return record;
+}
+
+int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
+		    struct referral_target *target_r, const char **error_r)
+{
+	const struct referral_cache_record *record;
+	const struct referral_entry *entry;
+	const struct referral_server *server;
+
+	i_zero(target_r);
+	record = referral_cache_lookup(ruser->cache, vname);
+	if (record == NULL) {
+		record = referral_lookup_directory(ruser, vname, sep, error_r);
+		if (record == NULL)
+			return -1;
+	}
+
+	entry = referral_entries_find_covering(&record->entries, vname, sep);
+	if (entry == NULL)
+		return 0;
+	if (entry->error != NULL) {
+		*error_r = REFERRAL_UNUSABLE_ENTRY_ERROR;
+		return -1;
+	}
+	/* RFC 2193 section 3: never refer a client to ourselves. A server
+	   holding the mailbox (or a replica) serves it, whatever its
+	   preference. */
+	array_foreach(&entry->servers, server) {
+		if (referral_server_is_self(ruser, server))
+			return 0;
+	}
+
+	target_r->entry = entry;
+	target_r->remote_name = referral_entry_remote_name(entry, vname);
+	t_array_init(&target_r->servers, array_count(&entry->servers));
+	array_append_array(&target_r->servers, &entry->servers);
+	referral_servers_sort(&target_r->servers, ruser->shuffle_seed);
+	return 1;
+}

@@ -1,0 +1,45 @@
+#ifndef REFERRAL_LOOKUP_H
+#define REFERRAL_LOOKUP_H
+
+#include "referral-entry.h"
+
+struct referral_user;
+
+/* Deepest hierarchy level whose subtree entries are looked for: bounds the
+   size of the directory query whatever name a client sends. */
+#define REFERRAL_MAX_ANCESTORS 32
+
+/* Where a remote mailbox lives. */
+struct referral_target {
+	/* The entry that placed it there. */
+	const struct referral_entry *entry;
+	/* The mailbox's name on the remote servers. */
+	const char *remote_name;
+	/* The servers, in the order clients should try them. */
+	ARRAY_TYPE(referral_server) servers;
+};
+
+/* Returns the names of vname's ancestors in its namespace, shallowest
+   first ("Public", "Public/Sales" for "Public/Sales/Q1" with separator
+   '/'), at most REFERRAL_MAX_ANCESTORS. Allocated from the data stack. */
+const char *const *referral_name_ancestors(const char *vname, char sep);
+
+/* Choose the entry covering vname among entries: an exact entry, else the
+   deepest subtree entry above it. Returns NULL if none covers it. */
+const struct referral_entry *
+referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
+			       const char *vname, char sep);
+
+/* Returns the name vname has on the servers of entry. Data stack. */
+const char *referral_entry_remote_name(const struct referral_entry *entry,
+				       const char *vname);
+
+/* Where does the mailbox vname (with hierarchy separator sep) live? Returns 1 and fills
+   target_r (data stack) when on other servers, 0 when this server serves
+   it (no entry, or this server is among the entry's servers), -1 with
+   error_r (text for the client) when it can't be told: the directory is
+   unavailable or the entry covering it is unusable. */
+int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
+		    struct referral_target *target_r, const char **error_r);
+
+#endif

@@ -1,0 +1,22 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+
+#include "lib.h"
+#include "referral-plugin.h"
+
+const char *mailbox_referrals_plugin_version = DOVECOT_ABI_VERSION;
+
+static struct mail_storage_hooks referral_mail_storage_hooks = {
+	.mail_user_created = referral_mail_user_created,
+	.mailbox_list_created = referral_mailbox_list_created,
+	.mailbox_allocated = referral_mailbox_allocated,
+};
+
+void mailbox_referrals_plugin_init(struct module *module)
+{
+	mail_storage_hooks_add(module, &referral_mail_storage_hooks);
+}
+
+void mailbox_referrals_plugin_deinit(void)
+{
+	mail_storage_hooks_remove(&referral_mail_storage_hooks);
+}

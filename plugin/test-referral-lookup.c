@@ -1,0 +1,280 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+
+/* The referral decision (covering entry, subtree mapping, self detection,
+   caching, failures) against a directory backend of the test's own. */
+
+#include "lib.h"
+#include "array.h"
+#include "str.h"
+#include "ioloop.h"
+#include "test-common.h"
+#include "referral-settings.h"
+#include "referral-directory.h"
+#include "referral-cache.h"
+#include "referral-lookup.h"
+#include "referral-url.h"
+#include "referral-plugin.h"
+
+/* The test directory: a NULL-terminated list of entries, each with up to
+   three server values. */
+struct test_entry {
+	const char *mailbox, *scope, *remote_name;
+	const char *servers[4];
+};
+
+static const struct test_entry test_entries[] = {
+	{ "Public/Sales", NULL, NULL, { "10 imap2.example.com", NULL } },
+	{ "Public/Projects", "subtree", NULL, { "10 imap3.example.com", NULL } },
+	{ "Public/Projects/Secret", "subtree", "Hidden",
+	  { "10 imap4.example.com:1143", NULL } },
+	{ "Public/Projects/Here", NULL, NULL, { "10 imap1.example.com", NULL } },
+	{ "Public/Replica", NULL, NULL,
+	  { "20 imap2.example.com", "10 127.0.0.1:10143", NULL } },
+	{ "Public/Multi", NULL, NULL,
+	  { "30 c.example.com", "10 a.example.com", "20 b.example.com", NULL } },
+	{ "Public/Old", NULL, "Archive/Old", { "10 imap2.example.com", NULL } },
+	{ "Public/Broken", NULL, NULL, { "abc", NULL } },
+	{ "Public/Exact", "mailbox", NULL, { "10 imap2.example.com", NULL } },
+	{ NULL, NULL, NULL, { NULL } }
+};
+
+static struct {
+	struct referral_directory dir;
+	unsigned int lookups;
+	bool fail;
+} test_dir;
+
+static int
+test_dir_lookup(struct referral_directory *dir ATTR_UNUSED,
+		const char *name, const char *const *ancestors, pool_t pool,
+		ARRAY_TYPE(referral_directory_entry) *entries,
+		const char **error_r)
+{
+	const struct test_entry *te;
+	struct referral_directory_entry *entry;
+
+	test_dir.lookups++;
+	if (test_dir.fail) {
+		*error_r = "test directory down";
+		return -1;
+	}
+	for (te = test_entries; te->mailbox != NULL; te++) {
+		if (strcmp(te->mailbox, name) != 0 &&
+		    !str_array_find(ancestors, te->mailbox))
+			continue;
+		entry = array_append_space(entries);
+		entry->dn = p_strdup_printf(pool, "cn=%s", te->mailbox);
+		entry->mailbox = te->mailbox;
+		entry->scope = te->scope;
+		entry->remote_name = te->remote_name;
+		entry->servers = te->servers;
+	}
+	return 0;
+}
+
+static void test_dir_deinit(struct referral_directory *dir ATTR_UNUSED)
+{
+}
+
+static struct mail_user test_mail_user;
+static struct referral_user test_ruser;
+static struct referral_settings test_set;
+static struct ip_addr test_local_ip;
+
+static void test_setup(unsigned int cache_ttl)
+{
+	struct referral_host self;
+	const char *error;
+
+	i_zero(&test_dir);
+	test_dir.dir.name = "test";
+	test_dir.dir.v.lookup = test_dir_lookup;
+	test_dir.dir.v.deinit = test_dir_deinit;
+	test_dir.dir.event = event_create(NULL);
+
+	i_zero(&test_set);
+	t_array_init(&test_set.self, 2);
+	if (referral_host_parse(pool_datastack_create(), "IMAP1.example.com",
+				&self, &error) < 0)
+		i_unreached();
+	array_push_back(&test_set.self, &self);
+
+	i_zero(&test_mail_user);
+	if (net_addr2ip("127.0.0.1", &test_local_ip) < 0)
+		i_unreached();
+	test_mail_user.conn.local_ip = &test_local_ip;
+	test_mail_user.conn.local_port = 10143;
+
+	i_zero(&test_ruser);
+	test_ruser.user = &test_mail_user;
+	test_ruser.set = &test_set;
+	test_ruser.event = test_dir.dir.event;
+	test_ruser.dir = &test_dir.dir;
+	test_ruser.cache = referral_cache_init(cache_ttl, 100);
+}
+
+static void test_teardown(void)
+{
+	referral_cache_deinit(&test_ruser.cache);
+	event_unref(&test_dir.dir.event);
+}
+
+/* Returns "local", "error", or the reply for user alice. */
+static const char *test_lookup(const char *vname)
+{
+	struct referral_target target;
+	const char *error;
+	int ret;
+
+	ret = referral_lookup(&test_ruser, vname, '/', &target, &error);
+	if (ret < 0)
+		return t_strconcat("error: ", error, NULL);
+	if (ret == 0)
+		return "local";
+	return referral_target_reply("alice", &target);
+}
+
+static void test_referral_name_ancestors(void)
+{
+	const char *const *anc;
+	string_t *deep = t_str_new(1024);
+	unsigned int i;
+
+	test_begin("referral_name_ancestors");
+	anc = referral_name_ancestors("Public/Sales/2026/Q1", '/');
+	test_assert(str_array_length(anc) == 3);
+	test_assert_strcmp(anc[0], "Public");
+	test_assert_strcmp(anc[1], "Public/Sales");
+	test_assert_strcmp(anc[2], "Public/Sales/2026");
+	test_assert(referral_name_ancestors("Top", '/')[0] == NULL);
+	test_assert(str_array_length(referral_name_ancestors("a.b.c", '.')) == 2);
+
+	/* the query stays bounded whatever depth the client asks */
+	str_append(deep, "Public");
+	for (i = 0; i < 300; i++)
+		str_append(deep, "/a");
+	anc = referral_name_ancestors(str_c(deep), '/');
+	test_assert(str_array_length(anc) == REFERRAL_MAX_ANCESTORS);
+	test_assert_strcmp(anc[0], "Public");
+	test_end();
+}
+
+static void test_referral_lookup_exact_and_subtree(void)
+{
+	test_begin("referral_lookup: exact and subtree entries");
+	test_setup(60);
+	test_assert_strcmp(test_lookup("Public/Sales"),
+		"[REFERRAL imap://alice;AUTH=*@imap2.example.com/Public/Sales] "
+		"Remote mailbox on imap2.example.com");
+	/* a mailbox-scope entry does not cover names below it */
+	test_assert_strcmp(test_lookup("Public/Sales/Q1"), "local");
+	test_assert_strcmp(test_lookup("Public/Exact/Below"), "local");
+	test_assert_strcmp(test_lookup("Public/Other"), "local");
+	/* subtree: the top and everything below */
+	test_assert_strcmp(test_lookup("Public/Projects"),
+		"[REFERRAL imap://alice;AUTH=*@imap3.example.com/Public/Projects] "
+		"Remote mailbox on imap3.example.com");
+	test_assert_strcmp(test_lookup("Public/Projects/2026/Plan"),
+		"[REFERRAL imap://alice;AUTH=*@imap3.example.com/Public/Projects/2026/Plan] "
+		"Remote mailbox on imap3.example.com");
+	/* the deeper subtree wins, and maps names below it */
+	test_assert_strcmp(test_lookup("Public/Projects/Secret/X"),
+		"[REFERRAL imap://alice;AUTH=*@imap4.example.com:1143/Hidden/X] "
+		"Remote mailbox on imap4.example.com:1143");
+	/* an exact entry wins over a subtree; this one is us */
+	test_assert_strcmp(test_lookup("Public/Projects/Here"), "local");
+	/* not a prefix match on characters, only on hierarchy */
+	test_assert_strcmp(test_lookup("Public/ProjectsX"), "local");
+	test_assert_strcmp(test_lookup("Public/Old"),
+		"[REFERRAL imap://alice;AUTH=*@imap2.example.com/Archive/Old] "
+		"Remote mailbox on imap2.example.com");
+	test_teardown();
+	test_end();
+}
+
+static void test_referral_lookup_servers(void)
+{
+	test_begin("referral_lookup: servers, order and self");
+	test_setup(60);
+	test_assert_strcmp(test_lookup("Public/Multi"),
+		"[REFERRAL imap://alice;AUTH=*@a.example.com/Public/Multi "
+		"imap://alice;AUTH=*@b.example.com/Public/Multi "
+		"imap://alice;AUTH=*@c.example.com/Public/Multi] "
+		"Remote mailbox on a.example.com, b.example.com, c.example.com");
+	/* we are a replica (by the address the client connected to) */
+	test_assert_strcmp(test_lookup("Public/Replica"), "local");
+	test_mail_user.conn.local_port = 10144;
+	referral_cache_clear(test_ruser.cache);
+	test_assert_strcmp(test_lookup("Public/Replica"),
+		"[REFERRAL imap://alice;AUTH=*@127.0.0.1:10143/Public/Replica "
+		"imap://alice;AUTH=*@imap2.example.com/Public/Replica] "
+		"Remote mailbox on 127.0.0.1:10143, imap2.example.com");
+	test_mail_user.conn.local_ip = NULL;
+	referral_cache_clear(test_ruser.cache);
+	test_assert(str_begins(test_lookup("Public/Replica"), "[REFERRAL "));
+	/* the unusable entry is logged (two warnings), never referred */
+	test_expect_errors(2);
+	test_assert_strcmp(test_lookup("Public/Broken"),
+		"error: Remote mailbox has no usable server in the directory");
+	test_teardown();
+	test_end();
+}
+
+static void test_referral_lookup_cache(void)
+{
+	time_t now = ioloop_time;
+
+	test_begin("referral_lookup: cache");
+	test_setup(60);
+	(void)test_lookup("Public/Sales");
+	(void)test_lookup("Public/Sales");
+	(void)test_lookup("Public/Nothing");
+	(void)test_lookup("Public/Nothing");
+	test_assert(test_dir.lookups == 2);
+	/* expiry */
+	ioloop_time += 61;
+	(void)test_lookup("Public/Sales");
+	test_assert(test_dir.lookups == 3);
+	ioloop_time = now;
+	test_teardown();
+
+	test_setup(0);
+	(void)test_lookup("Public/Sales");
+	(void)test_lookup("Public/Sales");
+	test_assert(test_dir.lookups == 2);
+	test_teardown();
+	test_end();
+}
+
+static void test_referral_lookup_failure(void)
+{
+	test_begin("referral_lookup: directory failure");
+	test_setup(60);
+	test_dir.fail = TRUE;
+	test_expect_error_string("test directory down");
+	test_assert_strcmp(test_lookup("Public/Sales"),
+		"error: Referral directory is unavailable, try again later");
+	test_expect_no_more_errors();
+	/* logged once per outage; failures are not cached */
+	test_assert_strcmp(test_lookup("Public/Sales"),
+		"error: Referral directory is unavailable, try again later");
+	test_assert(test_dir.lookups == 2);
+	test_dir.fail = FALSE;
+	test_assert(str_begins(test_lookup("Public/Sales"), "[REFERRAL "));
+	test_assert(!test_dir.dir.failing);
+	test_teardown();
+	test_end();
+}
+
+int main(void)
+{
+	static void (*const test_functions[])(void) = {
+		test_referral_name_ancestors,
+		test_referral_lookup_exact_and_subtree,
+		test_referral_lookup_servers,
+		test_referral_lookup_cache,
+		test_referral_lookup_failure,
+		NULL
+	};
+	return test_run(test_functions);
+}
