@@ -22,6 +22,10 @@
 #define REFERRAL_LDAP_ATTR_REMOTE_NAME "imapReferralRemoteName"
 #define REFERRAL_LDAP_ATTR_SCOPE "imapReferralScope"
 
+/* Entries asked for per page of a paged search: within slapd's default
+   size limit (500). */
+#define REFERRAL_LDAP_PAGE_SIZE 500
+
 struct ldap_referral_directory {
 	struct referral_directory dir;
 	const struct referral_ldap_settings *set;
@@ -81,6 +85,17 @@ const char *referral_ldap_lookup_filter(const char *name,
 		str_append(filter, "))");
 	}
 	str_append_c(filter, ')');
+	return str_c(filter);
+}
+
+const char *referral_ldap_list_filter(const char *prefix)
+{
+	string_t *filter = t_str_new(128);
+
+	str_append(filter, "(&(objectClass="REFERRAL_LDAP_OBJECTCLASS")");
+	str_append(filter, "("REFERRAL_LDAP_ATTR_MAILBOX"=");
+	referral_ldap_filter_escape(filter, prefix);
+	str_append(filter, "*))");
 	return str_c(filter);
 }
 
@@ -312,18 +327,107 @@ referral_ldap_parse_result(struct ldap_referral_directory *ldir,
 	}
 }
 
+/* Run one search to the end, page by page (RFC 2696), so that a large
+   directory is never cut at the server's size limit. Entries found are
+   appended to entries. Returns an LDAP result code. */
 static int
-referral_ldap_search(struct ldap_referral_directory *ldir, const char *filter,
-		     const struct timeval *deadline, LDAPMessage **res_r)
+referral_ldap_search_all(struct ldap_referral_directory *ldir,
+			 const char *filter, const struct timeval *deadline,
+			 pool_t pool,
+			 ARRAY_TYPE(referral_directory_entry) *entries)
 {
+	struct berval *cookie = NULL, new_cookie;
+	LDAPControl *page_ctrl, *server_ctrls[2], **resp_ctrls, *resp_ctrl;
+	LDAPMessage *res;
 	struct timeval tv;
+	ber_int_t total;
+	int ret, err;
 
-	referral_ldap_msecs_to_timeval(referral_ldap_msecs_left(deadline), &tv);
-	(void)referral_ldap_set_timeouts(ldir->ld, deadline);
-	return ldap_search_ext_s(ldir->ld, ldir->set->base,
-				 referral_ldap_scope(ldir->set->scope),
-				 filter, (char **)referral_ldap_attrs, 0,
-				 NULL, NULL, &tv, LDAP_NO_LIMIT, res_r);
+	do {
+		ret = ldap_create_page_control(ldir->ld,
+			REFERRAL_LDAP_PAGE_SIZE, cookie, 0, &page_ctrl);
+		ber_bvfree(cookie);
+		cookie = NULL;
+		if (ret != LDAP_SUCCESS)
+			return ret;
+		server_ctrls[0] = page_ctrl;
+		server_ctrls[1] = NULL;
+
+		referral_ldap_msecs_to_timeval(
+			referral_ldap_msecs_left(deadline), &tv);
+		(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+		res = NULL;
+		ret = ldap_search_ext_s(ldir->ld, ldir->set->base,
+					referral_ldap_scope(ldir->set->scope),
+					filter, (char **)referral_ldap_attrs,
+					0, server_ctrls, NULL, &tv,
+					LDAP_NO_LIMIT, &res);
+		ldap_control_free(page_ctrl);
+		if (ret != LDAP_SUCCESS) {
+			if (res != NULL)
+				ldap_msgfree(res);
+			return ret;
+		}
+		referral_ldap_parse_result(ldir, res, pool, entries);
+
+		resp_ctrls = NULL;
+		ret = ldap_parse_result(ldir->ld, res, &err, NULL, NULL, NULL,
+					&resp_ctrls, 1);
+		if (ret == LDAP_SUCCESS)
+			ret = err;
+		resp_ctrl = resp_ctrls == NULL ? NULL :
+			ldap_control_find(LDAP_CONTROL_PAGEDRESULTS,
+					  resp_ctrls, NULL);
+		if (ret == LDAP_SUCCESS && resp_ctrl != NULL &&
+		    ldap_parse_pageresponse_control(ldir->ld, resp_ctrl,
+				&total, &new_cookie) == LDAP_SUCCESS) {
+			if (new_cookie.bv_len > 0)
+				cookie = ber_bvdup(&new_cookie);
+			ber_memfree(new_cookie.bv_val);
+		}
+		ldap_controls_free(resp_ctrls);
+	} while (ret == LDAP_SUCCESS && cookie != NULL);
+	ber_bvfree(cookie);
+	return ret;
+}
+
+/* Search with filter on the kept connection (connecting first if there is
+   none), all within one deadline. */
+static int
+referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
+		    pool_t pool, ARRAY_TYPE(referral_directory_entry) *entries,
+		    const char **error_r)
+{
+	struct timeval deadline;
+	bool reused;
+	int ret;
+
+	i_gettimeofday(&deadline);
+	timeval_add_msecs(&deadline, ldir->set->timeout_msecs);
+	e_debug(ldir->dir.event, "Searching %s with filter %s",
+		ldir->set->base, filter);
+
+	reused = ldir->ld != NULL;
+	if (!reused && referral_ldap_connect(ldir, &deadline, error_r) < 0)
+		return -1;
+	ret = referral_ldap_search_all(ldir, filter, &deadline, pool, entries);
+	if (ret == LDAP_SERVER_DOWN && reused && array_count(entries) == 0) {
+		/* The kept connection died while idle (e.g. the server was
+		   restarted): try once more on a new one. */
+		referral_ldap_disconnect(ldir);
+		if (referral_ldap_connect(ldir, &deadline, error_r) < 0)
+			return -1;
+		ret = referral_ldap_search_all(ldir, filter, &deadline,
+					       pool, entries);
+	}
+	if (ret != LDAP_SUCCESS) {
+		*error_r = t_strdup_printf("Search in %s on %s failed: %s",
+			ldir->set->base, ldir->set->uris, ldap_err2string(ret));
+		/* whatever went wrong, start from a fresh connection */
+		referral_ldap_disconnect(ldir);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -334,45 +438,22 @@ referral_ldap_lookup(struct referral_directory *dir, const char *name,
 {
 	struct ldap_referral_directory *ldir =
 		container_of(dir, struct ldap_referral_directory, dir);
-	struct timeval deadline;
-	LDAPMessage *res = NULL;
-	const char *filter;
-	bool reused;
-	int ret;
 
-	i_gettimeofday(&deadline);
-	timeval_add_msecs(&deadline, ldir->set->timeout_msecs);
-	filter = referral_ldap_lookup_filter(name, ancestors);
-	e_debug(dir->event, "Searching %s with filter %s",
-		ldir->set->base, filter);
+	return referral_ldap_query(ldir,
+		referral_ldap_lookup_filter(name, ancestors),
+		pool, entries, error_r);
+}
 
-	reused = ldir->ld != NULL;
-	if (!reused && referral_ldap_connect(ldir, &deadline, error_r) < 0)
-		return -1;
-	ret = referral_ldap_search(ldir, filter, &deadline, &res);
-	if (ret == LDAP_SERVER_DOWN && reused) {
-		/* The kept connection died while idle (e.g. the server was
-		   restarted): try once more on a new one. */
-		if (res != NULL)
-			ldap_msgfree(res);
-		res = NULL;
-		referral_ldap_disconnect(ldir);
-		if (referral_ldap_connect(ldir, &deadline, error_r) < 0)
-			return -1;
-		ret = referral_ldap_search(ldir, filter, &deadline, &res);
-	}
-	if (ret != LDAP_SUCCESS) {
-		*error_r = t_strdup_printf("Search in %s on %s failed: %s",
-			ldir->set->base, ldir->set->uris, ldap_err2string(ret));
-		if (res != NULL)
-			ldap_msgfree(res);
-		/* whatever went wrong, start from a fresh connection */
-		referral_ldap_disconnect(ldir);
-		return -1;
-	}
-	referral_ldap_parse_result(ldir, res, pool, entries);
-	ldap_msgfree(res);
-	return 0;
+static int
+referral_ldap_list(struct referral_directory *dir, const char *prefix,
+		   pool_t pool, ARRAY_TYPE(referral_directory_entry) *entries,
+		   const char **error_r)
+{
+	struct ldap_referral_directory *ldir =
+		container_of(dir, struct ldap_referral_directory, dir);
+
+	return referral_ldap_query(ldir, referral_ldap_list_filter(prefix),
+				   pool, entries, error_r);
 }
 
 static void referral_ldap_deinit(struct referral_directory *dir)
@@ -393,6 +474,7 @@ referral_directory_ldap_init(const struct referral_settings *set)
 	ldir->dir.name = "ldap";
 	ldir->dir.v.deinit = referral_ldap_deinit;
 	ldir->dir.v.lookup = referral_ldap_lookup;
+	ldir->dir.v.list = referral_ldap_list;
 	ldir->set = &set->ldap;
 	return &ldir->dir;
 }

@@ -32,17 +32,14 @@ void referral_directory_deinit(struct referral_directory **_dir)
 	event_unref(&event);
 }
 
-int referral_directory_lookup(struct referral_directory *dir,
-			      const char *name, const char *const *ancestors,
-			      pool_t pool,
-			      ARRAY_TYPE(referral_directory_entry) *entries,
-			      const char **error_r)
+/* Log a failed (ret < 0) or successful query: one error line per outage,
+   not one per command, so that a session that keeps trying does not flood
+   the log. */
+static int
+referral_directory_result(struct referral_directory *dir, int ret,
+			  const char *error, const char **error_r)
 {
-	const char *error;
-
-	if (dir->v.lookup(dir, name, ancestors, pool, entries, &error) < 0) {
-		/* One error line per outage, not one per command: a session
-		   that keeps trying must not flood the log. */
+	if (ret < 0) {
 		if (!dir->failing) {
 			e_error(dir->event, "%s - referrals unavailable "
 				"until the directory answers again", error);
@@ -58,4 +55,29 @@ int referral_directory_lookup(struct referral_directory *dir,
 		dir->failing = FALSE;
 	}
 	return 0;
+}
+
+int referral_directory_lookup(struct referral_directory *dir,
+			      const char *name, const char *const *ancestors,
+			      pool_t pool,
+			      ARRAY_TYPE(referral_directory_entry) *entries,
+			      const char **error_r)
+{
+	const char *error = NULL;
+	int ret;
+
+	ret = dir->v.lookup(dir, name, ancestors, pool, entries, &error);
+	return referral_directory_result(dir, ret, error, error_r);
+}
+
+int referral_directory_list(struct referral_directory *dir,
+			    const char *prefix, pool_t pool,
+			    ARRAY_TYPE(referral_directory_entry) *entries,
+			    const char **error_r)
+{
+	const char *error = NULL;
+	int ret;
+
+	ret = dir->v.list(dir, prefix, pool, entries, &error);
+	return referral_directory_result(dir, ret, error, error_r);
 }

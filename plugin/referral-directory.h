@@ -21,6 +21,12 @@ struct referral_directory_vfuncs {
 		      const char *const *ancestors, pool_t pool,
 		      ARRAY_TYPE(referral_directory_entry) *entries,
 		      const char **error_r);
+	/* Find every entry whose mailbox starts with prefix (all entries
+	   for ""), however many the directory holds. Returns 0, or -1 with
+	   error_r; entries may then be incomplete. */
+	int (*list)(struct referral_directory *dir, const char *prefix,
+		    pool_t pool, ARRAY_TYPE(referral_directory_entry) *entries,
+		    const char **error_r);
 };
 
 struct referral_directory {
@@ -47,6 +53,13 @@ int referral_directory_lookup(struct referral_directory *dir,
 			      pool_t pool,
 			      ARRAY_TYPE(referral_directory_entry) *entries,
 			      const char **error_r);
+
+/* List entries (see referral_directory_vfuncs.list); failures are handled
+   as with referral_directory_lookup(). */
+int referral_directory_list(struct referral_directory *dir,
+			    const char *prefix, pool_t pool,
+			    ARRAY_TYPE(referral_directory_entry) *entries,
+			    const char **error_r);
 
 /* Backends */
 struct referral_directory *

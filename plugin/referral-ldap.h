@@ -12,4 +12,8 @@ void referral_ldap_filter_escape(string_t *dest, const char *value);
 const char *referral_ldap_lookup_filter(const char *name,
 					const char *const *ancestors);
 
+/* Build the filter that finds every entry whose mailbox starts with prefix.
+   Allocated from the data stack. */
+const char *referral_ldap_list_filter(const char *prefix);
+
 #endif

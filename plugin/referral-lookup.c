@@ -142,6 +142,7 @@ int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
 	entry = referral_entries_find_covering(&record->entries, vname, sep);
 	if (entry == NULL)
 		return 0;
+	target_r->entry = entry;
 	if (entry->error != NULL) {
 		*error_r = REFERRAL_UNUSABLE_ENTRY_ERROR;
 		return -1;
@@ -154,10 +155,30 @@ int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
 			return 0;
 	}
 
-	target_r->entry = entry;
 	target_r->remote_name = referral_entry_remote_name(entry, vname);
 	t_array_init(&target_r->servers, array_count(&entry->servers));
 	array_append_array(&target_r->servers, &entry->servers);
 	referral_servers_sort(&target_r->servers, ruser->shuffle_seed);
 	return 1;
+}
+
+bool referral_self_host(struct referral_user *ruser,
+			struct referral_host *host_r)
+{
+	const struct mail_user_connection_data *conn = &ruser->user->conn;
+	const char *addr;
+
+	if (array_count(&ruser->set->self) > 0) {
+		*host_r = *array_front(&ruser->set->self);
+		return TRUE;
+	}
+	if (conn->local_ip == NULL || conn->local_ip->family == 0)
+		return FALSE;
+	i_zero(host_r);
+	addr = net_ip2addr(conn->local_ip);
+	host_r->host.name = conn->local_ip->family == AF_INET6 ?
+		t_strdup_printf("[%s]", addr) : addr;
+	host_r->host.ip = *conn->local_ip;
+	host_r->port = conn->local_port;
+	return TRUE;
 }

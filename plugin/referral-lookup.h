@@ -9,9 +9,10 @@ struct referral_user;
    size of the directory query whatever name a client sends. */
 #define REFERRAL_MAX_ANCESTORS 32
 
-/* Where a remote mailbox lives. */
+/* Where a mailbox lives. */
 struct referral_target {
-	/* The entry that placed it there. */
+	/* The entry covering the mailbox, or NULL if there is none. Set
+	   also when this server is among its servers. */
 	const struct referral_entry *entry;
 	/* The mailbox's name on the remote servers. */
 	const char *remote_name;
@@ -41,5 +42,11 @@ const char *referral_entry_remote_name(const struct referral_entry *entry,
    unavailable or the entry covering it is unusable. */
 int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
 		    struct referral_target *target_r, const char **error_r);
+
+/* Get the address by which clients reach this server, for URLs naming a
+   mailbox it holds: the first mailbox_referrals_self entry, else the
+   address the client connected to. Returns FALSE if neither is known. */
+bool referral_self_host(struct referral_user *ruser,
+			struct referral_host *host_r);
 
 #endif

@@ -7,13 +7,24 @@
    APPEND, DELETE, CREATE and the destination of COPY and MOVE. */
 
 #include "lib.h"
+#include "array.h"
 #include "mail-namespace.h"
+#include "referral-directory.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
 #include "referral-plugin.h"
 
 struct referral_storage_module referral_storage_module =
 	MODULE_CONTEXT_INIT(&mail_storage_module_register);
+
+#define REFERRAL_RENAME_PUBLISHED_ERROR \
+	"Mailbox is published in the referral directory; " \
+	"an administrator must move its directory entry"
+
+static const char *referral_url_user(struct mail_user *user)
+{
+	return user->anonymous ? NULL : user->username;
+}
 
 /* Returns 0 if this server serves the mailbox, -1 with the storage error
    set to the referral (or to UNAVAILABLE) if not. */
@@ -36,8 +47,8 @@ static int referral_mailbox_check(struct mailbox *box)
 			/* not NOTFOUND: imap would add [TRYCREATE] */
 			mail_storage_set_error(box->storage,
 				MAIL_ERROR_NOTPOSSIBLE,
-				referral_target_reply(user->anonymous ? NULL :
-						      user->username, &target));
+				referral_target_reply(referral_url_user(user),
+						      &target));
 		}
 	} T_END;
 	return ret == 0 ? 0 : -1;
@@ -88,6 +99,125 @@ static int referral_mailbox_delete(struct mailbox *box)
 	return rbox->module_ctx.super.delete_box(box);
 }
 
+static void
+referral_rename_side_init(struct referral_rename_side *side, int lookup_ret,
+			  const struct referral_target *target,
+			  const char *vname, const struct referral_host *self)
+{
+	struct referral_server *server;
+
+	if (lookup_ret > 0) {
+		side->name = target->remote_name;
+		side->servers = target->servers;
+		return;
+	}
+	/* a local side is named by this server's own URL: the pair says
+	   where each name lives, it does not refer the client back here */
+	side->name = vname;
+	t_array_init(&side->servers, 1);
+	server = array_append_space(&side->servers);
+	server->addr = *self;
+}
+
+/* Returns TRUE (with the storage error set) if renaming src here would
+   leave directory entries naming mailboxes that no longer exist: an entry
+   for src itself, or entries below it. */
+static bool
+referral_rename_orphans_entries(struct referral_user *ruser,
+				struct mailbox *src,
+				const struct referral_target *old_target)
+{
+	ARRAY_TYPE(referral_directory_entry) entries;
+	const char *prefix, *error;
+	pool_t pool;
+	bool orphans;
+
+	if (old_target->entry != NULL &&
+	    strcmp(old_target->entry->mailbox, src->vname) == 0) {
+		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+				       REFERRAL_RENAME_PUBLISHED_ERROR);
+		return TRUE;
+	}
+	prefix = t_strdup_printf("%s%c", src->vname,
+				 mail_namespace_get_sep(src->list->ns));
+	pool = pool_alloconly_create("referral rename", 1024);
+	p_array_init(&entries, pool, 4);
+	if (referral_directory_list(ruser->dir, prefix, pool, &entries,
+				    &error) < 0) {
+		mail_storage_set_error(src->storage, MAIL_ERROR_UNAVAILABLE,
+				       error);
+		orphans = TRUE;
+	} else if (array_count(&entries) > 0) {
+		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+			"Mailboxes below it are published in the referral "
+			"directory; an administrator must move their entries");
+		orphans = TRUE;
+	} else {
+		orphans = FALSE;
+	}
+	pool_unref(&pool);
+	return orphans;
+}
+
+/* RFC 2193 section 4.3. Returns 0 if both names are local and the rename
+   may go ahead here, -1 with the storage error set otherwise. */
+static int
+referral_mailbox_rename_check(struct mailbox *src, struct mailbox *dest)
+{
+	struct mail_user *user = src->storage->user;
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT_REQUIRE(user);
+	struct referral_target old_target, new_target;
+	struct referral_rename_side old_side, new_side;
+	struct referral_host self;
+	const char *error;
+	int old_ret, new_ret = 0;
+
+	i_zero(&new_target);
+	old_ret = referral_lookup(ruser, src->vname,
+				  mail_namespace_get_sep(src->list->ns),
+				  &old_target, &error);
+	if (old_ret >= 0 && REFERRAL_LIST_CONTEXT(dest->list) != NULL) {
+		new_ret = referral_lookup(ruser, dest->vname,
+					  mail_namespace_get_sep(dest->list->ns),
+					  &new_target, &error);
+	}
+	if (old_ret < 0 || new_ret < 0) {
+		mail_storage_set_error(src->storage, MAIL_ERROR_UNAVAILABLE,
+				       error);
+		return -1;
+	}
+	if (old_ret == 0 && new_ret == 0) {
+		return referral_rename_orphans_entries(ruser, src,
+						       &old_target) ? -1 : 0;
+	}
+	if (!referral_self_host(ruser, &self)) {
+		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+				       "Cannot rename across servers");
+		return -1;
+	}
+	referral_rename_side_init(&old_side, old_ret, &old_target,
+				  src->vname, &self);
+	referral_rename_side_init(&new_side, new_ret, &new_target,
+				  dest->vname, &self);
+	mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+		referral_rename_reply(referral_url_user(user),
+				      &old_side, &new_side));
+	return -1;
+}
+
+static int referral_mailbox_rename(struct mailbox *src, struct mailbox *dest)
+{
+	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(src);
+	int ret;
+
+	T_BEGIN {
+		ret = referral_mailbox_rename_check(src, dest);
+	} T_END;
+	if (ret < 0)
+		return -1;
+	return rbox->module_ctx.super.rename_box(src, dest);
+}
+
 void referral_mailbox_allocated(struct mailbox *box)
 {
 	struct mailbox_vfuncs *v = box->vlast;
@@ -105,5 +235,6 @@ void referral_mailbox_allocated(struct mailbox *box)
 	v->get_status = referral_mailbox_get_status;
 	v->create_box = referral_mailbox_create;
 	v->delete_box = referral_mailbox_delete;
+	v->rename_box = referral_mailbox_rename;
 	MODULE_CONTEXT_SET(box, referral_storage_module, rbox);
 }

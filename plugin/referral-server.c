@@ -117,36 +117,25 @@ referral_server_shuffle_key(const struct referral_server *server,
 }
 
 static int referral_server_cmp(const struct referral_server *s1,
-			       const struct referral_server *s2,
-			       unsigned int seed)
+			       const struct referral_server *s2)
 {
-	unsigned int k1, k2;
-
 	if (s1->preference != s2->preference)
 		return s1->preference < s2->preference ? -1 : 1;
-	if (seed == 0)
-		return 0;
-	k1 = referral_server_shuffle_key(s1, seed);
-	k2 = referral_server_shuffle_key(s2, seed);
-	return k1 < k2 ? -1 : (k1 > k2 ? 1 : 0);
+	if (s1->tie_order != s2->tie_order)
+		return s1->tie_order < s2->tie_order ? -1 : 1;
+	return 0;
 }
 
 void referral_servers_sort(ARRAY_TYPE(referral_server) *servers,
 			   unsigned int shuffle_seed)
 {
-	struct referral_server *srv;
-	unsigned int i, j, count;
+	struct referral_server *server;
+	unsigned int idx;
 
-	/* insertion sort: stable (equal preferences keep the directory's
-	   order when not shuffling), and server lists are short */
-	srv = array_get_modifiable(servers, &count);
-	for (i = 1; i < count; i++) {
-		struct referral_server tmp = srv[i];
-
-		for (j = i; j > 0 &&
-			    referral_server_cmp(&srv[j-1], &tmp, shuffle_seed) > 0;
-		     j--)
-			srv[j] = srv[j-1];
-		srv[j] = tmp;
+	array_foreach_modifiable(servers, server) {
+		idx = array_foreach_idx(servers, server);
+		server->tie_order = shuffle_seed == 0 ? idx :
+			referral_server_shuffle_key(server, shuffle_seed);
 	}
+	array_sort(servers, referral_server_cmp);
 }

@@ -20,6 +20,9 @@ struct referral_host {
 struct referral_server {
 	unsigned int preference;
 	struct referral_host addr;
+	/* order among servers of equal preference, set by
+	   referral_servers_sort() */
+	unsigned int tie_order;
 };
 ARRAY_DEFINE_TYPE(referral_server, struct referral_server);
 

@@ -49,3 +49,71 @@ const char *referral_target_reply(const char *username,
 	str_append_str(reply, text);
 	return str_c(reply);
 }
+
+struct referral_rename_pair {
+	const struct referral_server *old_server, *new_server;
+	/* creation order: keeps the sides' own order among equal pairs */
+	unsigned int idx;
+	bool same_server;
+};
+
+static int
+referral_rename_pair_cmp(const struct referral_rename_pair *p1,
+			 const struct referral_rename_pair *p2)
+{
+	if (p1->same_server != p2->same_server)
+		return p1->same_server ? -1 : 1;
+	if (p1->old_server->preference != p2->old_server->preference)
+		return p1->old_server->preference <
+			p2->old_server->preference ? -1 : 1;
+	if (p1->new_server->preference != p2->new_server->preference)
+		return p1->new_server->preference <
+			p2->new_server->preference ? -1 : 1;
+	return p1->idx < p2->idx ? -1 : (p1->idx > p2->idx ? 1 : 0);
+}
+
+const char *
+referral_rename_reply(const char *username,
+		      const struct referral_rename_side *old_side,
+		      const struct referral_rename_side *new_side)
+{
+	ARRAY(struct referral_rename_pair) pairs;
+	struct referral_rename_pair *new_pair;
+	const struct referral_rename_pair *pair;
+	const struct referral_server *old_server, *new_server;
+	string_t *reply = t_str_new(256);
+
+	t_array_init(&pairs, array_count(&old_side->servers) *
+		     array_count(&new_side->servers));
+	array_foreach(&old_side->servers, old_server) {
+		array_foreach(&new_side->servers, new_server) {
+			new_pair = array_append_space(&pairs);
+			new_pair->idx = array_count(&pairs) - 1;
+			new_pair->old_server = old_server;
+			new_pair->new_server = new_server;
+			new_pair->same_server = referral_host_equals(
+				&old_server->addr, &new_server->addr);
+		}
+	}
+	array_sort(&pairs, referral_rename_pair_cmp);
+
+	str_append(reply, "[REFERRAL");
+	array_foreach(&pairs, pair) {
+		str_printfa(reply, " %s %s",
+			referral_url_create(username, &pair->old_server->addr,
+					    old_side->name),
+			referral_url_create(username, &pair->new_server->addr,
+					    new_side->name));
+	}
+	str_append(reply, "] ");
+	pair = array_front(&pairs);
+	if (pair->same_server) {
+		str_printfa(reply, "Rename on remote server %s",
+			    referral_host_to_string(&pair->old_server->addr));
+	} else {
+		str_printfa(reply, "Cannot rename across servers (%s to %s)",
+			    referral_host_to_string(&pair->old_server->addr),
+			    referral_host_to_string(&pair->new_server->addr));
+	}
+	return str_c(reply);
+}

@@ -58,11 +58,23 @@ static void test_referral_ldap_lookup_filter(void)
 	test_end();
 }
 
+static void test_referral_ldap_list_filter(void)
+{
+	test_begin("referral_ldap_list_filter");
+	test_assert_strcmp(referral_ldap_list_filter(""),
+		"(&(objectClass=imapMailboxReferral)(imapReferralMailbox=*))");
+	test_assert_strcmp(referral_ldap_list_filter("Public/*)/"),
+		"(&(objectClass=imapMailboxReferral)"
+		"(imapReferralMailbox=Public/\\2A\\29/*))");
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
 		test_referral_ldap_filter_escape,
 		test_referral_ldap_lookup_filter,
+		test_referral_ldap_list_filter,
 		NULL
 	};
 	return test_run(test_functions);

@@ -91,11 +91,60 @@ static void test_referral_target_reply(void)
 	test_end();
 }
 
+static void
+test_side_add(struct referral_rename_side *side, unsigned int pref,
+	      const char *host)
+{
+	struct referral_server *server = array_append_space(&side->servers);
+
+	server->preference = pref;
+	server->addr = test_host(host);
+}
+
+static void test_referral_rename_reply(void)
+{
+	struct referral_rename_side old_side, new_side;
+
+	test_begin("referral_rename_reply");
+	/* remote old name, local new name: one cross-server pair */
+	old_side.name = "Public/Sales";
+	t_array_init(&old_side.servers, 4);
+	test_side_add(&old_side, 10, "imap2.example.com");
+	new_side.name = "Public/Sales 2026";
+	t_array_init(&new_side.servers, 4);
+	test_side_add(&new_side, 0, "imap1.example.com");
+	test_assert_strcmp(referral_rename_reply("alice", &old_side, &new_side),
+		"[REFERRAL imap://alice;AUTH=*@imap2.example.com/Public/Sales "
+		"imap://alice;AUTH=*@imap1.example.com/Public/Sales%202026] "
+		"Cannot rename across servers "
+		"(imap2.example.com to imap1.example.com)");
+
+	/* replicas on both sides: the pair on one server comes first,
+	   then by preference */
+	test_side_add(&old_side, 20, "imap3.example.com");
+	array_clear(&new_side.servers);
+	test_side_add(&new_side, 10, "imap4.example.com");
+	test_side_add(&new_side, 20, "imap3.example.com");
+	test_assert_strcmp(referral_rename_reply("alice", &old_side, &new_side),
+		"[REFERRAL "
+		"imap://alice;AUTH=*@imap3.example.com/Public/Sales "
+		"imap://alice;AUTH=*@imap3.example.com/Public/Sales%202026 "
+		"imap://alice;AUTH=*@imap2.example.com/Public/Sales "
+		"imap://alice;AUTH=*@imap4.example.com/Public/Sales%202026 "
+		"imap://alice;AUTH=*@imap2.example.com/Public/Sales "
+		"imap://alice;AUTH=*@imap3.example.com/Public/Sales%202026 "
+		"imap://alice;AUTH=*@imap3.example.com/Public/Sales "
+		"imap://alice;AUTH=*@imap4.example.com/Public/Sales%202026] "
+		"Rename on remote server imap3.example.com");
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
 		test_referral_url_create,
 		test_referral_target_reply,
+		test_referral_rename_reply,
 		NULL
 	};
 	return test_run(test_functions);
