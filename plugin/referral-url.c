@@ -1,11 +1,28 @@
 /* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
 
 #include "lib.h"
+#include <ctype.h>
 #include "array.h"
 #include "str.h"
 #include "imap-url.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
+
+/* lib-imap writes percent-encodings in lower case; RFC 3986 section 2.1
+   asks URI producers to use upper case. Every '%' in a URL that lib-imap
+   built starts an escape, so normalizing is a matter of two characters. */
+static const char *referral_url_uppercase_escapes(const char *url)
+{
+	char *p, *str = t_strdup_noconst(url);
+
+	for (p = strchr(str, '%'); p != NULL; p = strchr(p + 1, '%')) {
+		if (p[1] != '\0' && p[2] != '\0') {
+			p[1] = i_toupper(p[1]);
+			p[2] = i_toupper(p[2]);
+		}
+	}
+	return str;
+}
 
 const char *referral_url_create(const char *username,
 				const struct referral_host *server,
@@ -26,7 +43,7 @@ const char *referral_url_create(const char *username,
 		url.auth_type = "*";
 	}
 	url.mailbox = mailbox;
-	return imap_url_create(&url);
+	return referral_url_uppercase_escapes(imap_url_create(&url));
 }
 
 const char *referral_target_reply(const char *username,

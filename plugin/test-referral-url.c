@@ -30,19 +30,18 @@ static void test_referral_url_create(void)
 		  "imap://alice;AUTH=*@imap2.example.com/INBOX" },
 		{ "carol@example.com", "h", "Public/Sales",
 		  "imap://carol%40example.com;AUTH=*@h/Public/Sales" },
-		{ "d;x:y", "h", "M", "imap://d%3bx%3ay;AUTH=*@h/M" },
-		/* lib-imap writes percent-encoding in lower case (RFC 3986
-		   section 2.1: equivalent to upper case) */
+		{ "d;x:y", "h", "M", "imap://d%3Bx%3Ay;AUTH=*@h/M" },
+		/* upper-case escapes (RFC 3986 section 2.1) */
 		{ "alice", "h", "Public/Sales Team",
 		  "imap://alice;AUTH=*@h/Public/Sales%20Team" },
 		{ "alice", "h", "Public/100%",
 		  "imap://alice;AUTH=*@h/Public/100%25" },
 		{ "alice", "h", "Public/Caf\xC3\xA9",
-		  "imap://alice;AUTH=*@h/Public/Caf%c3%a9" },
+		  "imap://alice;AUTH=*@h/Public/Caf%C3%A9" },
 		{ "alice", "h", "Public/a?b#c;d",
-		  "imap://alice;AUTH=*@h/Public/a%3fb%23c%3bd" },
+		  "imap://alice;AUTH=*@h/Public/a%3Fb%23c%3Bd" },
 		{ "alice", "h", "Public/star*(x)\\y\"",
-		  "imap://alice;AUTH=*@h/Public/star*(x)%5cy%22" },
+		  "imap://alice;AUTH=*@h/Public/star*(x)%5Cy%22" },
 		{ "alice", "[::1]:1143", "M", "imap://alice;AUTH=*@[::1]:1143/M" },
 		{ NULL, "h", "Public/Sales", "imap://h/Public/Sales" },
 	};
