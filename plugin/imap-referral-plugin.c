@@ -36,9 +36,11 @@ void imap_mailbox_referrals_plugin_init(struct module *module)
 	imap_referral_module = module;
 	next_hook_client_created =
 		imap_client_created_hook_set(imap_referral_client_created);
+	imap_referral_list_commands_init();
 }
 
 void imap_mailbox_referrals_plugin_deinit(void)
 {
+	imap_referral_list_commands_deinit();
 	imap_client_created_hook_set(next_hook_client_created);
 }

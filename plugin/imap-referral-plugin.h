@@ -9,4 +9,8 @@ extern const char *imap_mailbox_referrals_plugin_version;
 void imap_mailbox_referrals_plugin_init(struct module *module);
 void imap_mailbox_referrals_plugin_deinit(void);
 
+/* RLIST, RLSUB and LIST (REMOTE): imap-referral-list.c */
+void imap_referral_list_commands_init(void);
+void imap_referral_list_commands_deinit(void);
+
 #endif

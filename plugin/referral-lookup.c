@@ -65,11 +65,8 @@ const char *referral_entry_remote_name(const struct referral_entry *entry,
 			   vname + strlen(entry->mailbox), NULL);
 }
 
-/* Returns TRUE if server is this server: listed in mailbox_referrals_self,
-   or the address and port the client connected to. */
-static bool
-referral_server_is_self(struct referral_user *ruser,
-			const struct referral_server *server)
+bool referral_server_is_self(struct referral_user *ruser,
+			     const struct referral_server *server)
 {
 	const struct mail_user_connection_data *conn = &ruser->user->conn;
 	const struct referral_host *self;

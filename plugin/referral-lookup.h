@@ -43,6 +43,11 @@ const char *referral_entry_remote_name(const struct referral_entry *entry,
 int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
 		    struct referral_target *target_r, const char **error_r);
 
+/* Returns TRUE if server is this server: listed in mailbox_referrals_self,
+   or the address and port the client connected to. */
+bool referral_server_is_self(struct referral_user *ruser,
+			     const struct referral_server *server);
+
 /* Get the address by which clients reach this server, for URLs naming a
    mailbox it holds: the first mailbox_referrals_self entry, else the
    address the client connected to. Returns FALSE if neither is known. */

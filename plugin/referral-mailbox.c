@@ -9,6 +9,7 @@
 #include "lib.h"
 #include "array.h"
 #include "mail-namespace.h"
+#include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
@@ -75,6 +76,53 @@ referral_mailbox_get_status(struct mailbox *box,
 	if (!box->opened && referral_mailbox_check(box) < 0)
 		return -1;
 	return rbox->module_ctx.super.get_status(box, items, status_r);
+}
+
+static int
+referral_mailbox_exists(struct mailbox *box, bool auto_boxes,
+			enum mailbox_existence *existence_r)
+{
+	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(box);
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
+	struct referral_target target;
+	const char *error;
+	int ret;
+
+	if (rbox->module_ctx.super.exists(box, auto_boxes, existence_r) < 0)
+		return -1;
+	if (*existence_r != MAILBOX_EXISTENCE_NONE)
+		return 0;
+	/* A remote mailbox exists, elsewhere: this is what lets SUBSCRIBE
+	   record it on the home server (for RLSUB). */
+	T_BEGIN {
+		ret = referral_lookup(ruser, box->vname,
+				      mail_namespace_get_sep(box->list->ns),
+				      &target, &error);
+		if (ret < 0) {
+			mail_storage_set_error(box->storage,
+					       MAIL_ERROR_UNAVAILABLE, error);
+		}
+	} T_END;
+	if (ret < 0)
+		return -1;
+	if (ret > 0)
+		*existence_r = MAILBOX_EXISTENCE_SELECT;
+	return 0;
+}
+
+static int referral_mailbox_set_subscribed(struct mailbox *box, bool set)
+{
+	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(box);
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
+
+	/* RFC 2193 section 4.1 allows either; by default the home server
+	   keeps the subscriptions so that RLSUB can list them */
+	if (ruser->set->subscriptions_refer &&
+	    referral_mailbox_check(box) < 0)
+		return -1;
+	return rbox->module_ctx.super.set_subscribed(box, set);
 }
 
 static int
@@ -236,5 +284,7 @@ void referral_mailbox_allocated(struct mailbox *box)
 	v->create_box = referral_mailbox_create;
 	v->delete_box = referral_mailbox_delete;
 	v->rename_box = referral_mailbox_rename;
+	v->exists = referral_mailbox_exists;
+	v->set_subscribed = referral_mailbox_set_subscribed;
 	MODULE_CONTEXT_SET(box, referral_storage_module, rbox);
 }

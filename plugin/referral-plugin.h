@@ -26,6 +26,10 @@ struct referral_user {
 	struct event *event;
 	struct referral_directory *dir;
 	struct referral_cache *cache;
+	/* namespace prefix -> the namespace's entries, for listings */
+	struct referral_cache *list_cache;
+	/* why the last remote listing was incomplete, or NULL */
+	const char *list_error;
 	/* per-session order of servers with equal preference; 0 = none */
 	unsigned int shuffle_seed;
 };

@@ -208,6 +208,17 @@ int referral_settings_parse(pool_t pool, referral_setting_lookup_t *lookup,
 	if (referral_setting_bool(lookup, context, "shuffle", TRUE,
 				  &set->shuffle, error_r) < 0)
 		return -1;
+	value = referral_setting(lookup, context, "subscriptions");
+	if (value == NULL || strcmp(value, "home") == 0)
+		set->subscriptions_refer = FALSE;
+	else if (strcmp(value, "referral") == 0)
+		set->subscriptions_refer = TRUE;
+	else {
+		*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
+			"subscriptions: Invalid value '%s' "
+			"(expected home or referral)", value);
+		return -1;
+	}
 	if (referral_settings_parse_ldap(pool, lookup, context, &set->ldap,
 					 error_r) < 0)
 		return -1;

@@ -39,6 +39,9 @@ struct referral_settings {
 	unsigned int cache_size;
 	/* Shuffle servers of equal preference per session. */
 	bool shuffle;
+	/* SUBSCRIBE/UNSUBSCRIBE of a remote mailbox: refer the client
+	   instead of recording the subscription here. */
+	bool subscriptions_refer;
 	struct referral_ldap_settings ldap;
 };
 

@@ -6,12 +6,15 @@
 #include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-cache.h"
+#include "referral-mailbox-list.h"
 #include "referral-plugin.h"
 
 struct referral_user_module referral_user_module =
 	MODULE_CONTEXT_INIT(&mail_user_module_register);
 struct referral_mailbox_list_module referral_mailbox_list_module =
 	MODULE_CONTEXT_INIT(&mailbox_list_module_register);
+
+#define REFERRAL_LIST_CACHE_SIZE 16
 
 static struct event_category event_category_referrals = {
 	.name = "mailbox-referrals",
@@ -30,6 +33,7 @@ static void referral_user_deinit(struct mail_user *user)
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT_REQUIRE(user);
 
 	referral_cache_deinit(&ruser->cache);
+	referral_cache_deinit(&ruser->list_cache);
 	referral_directory_deinit(&ruser->dir);
 	event_unref(&ruser->event);
 	ruser->module_ctx.super.deinit(user);
@@ -71,6 +75,9 @@ void referral_mail_user_created(struct mail_user *user)
 	ruser->dir = referral_directory_init(set, ruser->event);
 	ruser->cache = referral_cache_init(set->cache_ttl_secs,
 					   set->cache_size);
+	/* one record per namespace */
+	ruser->list_cache = referral_cache_init(set->cache_ttl_secs,
+						REFERRAL_LIST_CACHE_SIZE);
 	if (set->shuffle)
 		ruser->shuffle_seed = i_rand() | 1;
 	MODULE_CONTEXT_SET(user, referral_user_module, ruser);
@@ -108,6 +115,7 @@ referral_namespace_is_enabled(const struct referral_settings *set,
 void referral_mailbox_list_created(struct mailbox_list *list)
 {
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT(list->ns->user);
+	struct mailbox_list_vfuncs *v = list->vlast;
 	struct referral_mailbox_list *rlist;
 
 	if (ruser == NULL ||
@@ -117,6 +125,8 @@ void referral_mailbox_list_created(struct mailbox_list *list)
 	e_debug(ruser->event, "Referrals enabled for namespace '%s'",
 		list->ns->prefix);
 	rlist = p_new(list->pool, struct referral_mailbox_list, 1);
-	rlist->module_ctx.super = list->v;
+	rlist->module_ctx.super = *v;
+	list->vlast = &rlist->module_ctx.super;
+	referral_mailbox_list_init_iter(v);
 	MODULE_CONTEXT_SET(list, referral_mailbox_list_module, rlist);
 }

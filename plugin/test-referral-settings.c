@@ -58,6 +58,7 @@ static void test_referral_settings_defaults(void)
 	test_assert(set->cache_ttl_secs == 60);
 	test_assert(set->cache_size == 1000);
 	test_assert(set->shuffle);
+	test_assert(!set->subscriptions_refer);
 	test_assert(set->ldap.scope == REFERRAL_LDAP_SCOPE_SUBTREE);
 	test_assert(set->ldap.timeout_msecs == 5000);
 	test_assert(!set->ldap.tls);
@@ -74,6 +75,7 @@ static void test_referral_settings_full(void)
 		"cache_ttl", "5 mins",
 		"cache_size", "20",
 		"shuffle", "no",
+		"subscriptions", "referral",
 		"ldap_uris", "ldap://a ldap://b",
 		"ldap_dn", "cn=imap,dc=example,dc=com",
 		"ldap_dnpass", "secret",
@@ -102,6 +104,7 @@ static void test_referral_settings_full(void)
 	test_assert(set->cache_ttl_secs == 300);
 	test_assert(set->cache_size == 20);
 	test_assert(!set->shuffle);
+	test_assert(set->subscriptions_refer);
 	test_assert_strcmp(set->ldap.uris, "ldap://a ldap://b");
 	test_assert_strcmp(set->ldap.dnpass, "secret");
 	test_assert(set->ldap.scope == REFERRAL_LDAP_SCOPE_ONELEVEL);
@@ -129,6 +132,7 @@ static void test_referral_settings_invalid(void)
 		{ "cache_ttl", "-1", "cache_ttl" },
 		{ "cache_size", "many", "cache_size" },
 		{ "shuffle", "sometimes", "shuffle" },
+		{ "subscriptions", "remote", "subscriptions" },
 	};
 	const char *pairs[] = {
 		"namespaces", "Public/",
