@@ -1,0 +1,116 @@
+"""Bookkeeping of the servers a test run started, so none is left behind.
+
+Every server class registers itself here when it starts and unregisters
+when it stops; stop_all() (run at exit, and by the test runner in a
+finally block) stops whatever is still registered, newest first.
+"""
+
+import atexit
+import os
+import signal
+import time
+
+_running = []
+
+
+def register(server):
+    if server not in _running:
+        _running.append(server)
+
+
+def unregister(server):
+    if server in _running:
+        _running.remove(server)
+
+
+def stop_all():
+    """Stop (and clean up) every registered server; returns error texts."""
+    errors = []
+    while _running:
+        server = _running.pop()
+        try:
+            # cleanup() also removes the server's own temporary directory
+            getattr(server, "cleanup", server.stop)()
+        except Exception as e:  # keep stopping the others
+            errors.append("%r: %s" % (server, e))
+    reap_zombies()
+    return errors
+
+
+atexit.register(stop_all)
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # state is the field after the parenthesised command name
+    state = stat[stat.rfind(")") + 2:].split(" ", 1)[0]
+    return state not in ("Z", "X")
+
+
+def wait_pid_gone(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def children_of(pid):
+    """All descendants of pid (by /proc scan), deepest last."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split(" ")
+        parent[int(entry)] = int(fields[1])
+    result = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        result.extend(kids)
+        todo.extend(kids)
+    return result
+
+
+def kill_tree(pid, sig=signal.SIGKILL):
+    """Send sig to pid and to all its descendants (which we started)."""
+    for p in [pid] + children_of(pid):
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+
+
+def become_subreaper():
+    """Make this process the reaper of orphaned descendants (Linux
+    PR_SET_CHILD_SUBREAPER), so daemonized servers that we stop do not
+    linger as zombies when PID 1 does not reap them. Best effort."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
+
+
+def reap_zombies():
+    """Collect exited children (see become_subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return

@@ -1,0 +1,406 @@
+"""A real OpenLDAP slapd on 127.0.0.1, run from its own directory.
+
+    ldap = Slapd(config_format="cnconfig")   # or "slapdconf"
+    ldap.start()
+    ldap.ldapadd(ldif.entry(...))
+    n = ldap.count_searches("imapReferralMailbox")
+    ldap.stop()
+
+The server runs in the foreground (-d 256, i.e. "stats") with its output
+in <workdir>/slapd.log, so tests can count the operations it received.
+Our schema is loaded either through cn=config (slapadd -n0 of an LDIF that
+includes ldap-schema/mailbox-referrals.ldif) or through a slapd.conf that
+includes ldap-schema/mailbox-referrals.schema.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+from . import REPO_ROOT, ldif, procs
+from .ports import LOOPBACK, free_port
+
+SLAPD = "/usr/sbin/slapd"
+SLAPADD = "/usr/sbin/slapadd"
+SYSTEM_SCHEMA_DIR = "/etc/ldap/schema"
+MODULE_DIR = "/usr/lib/ldap"
+SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson")
+
+SUFFIX = "dc=example,dc=com"
+ROOTDN = "cn=admin,dc=example,dc=com"
+ROOTPW = "secret"
+
+# Client tools must not read /etc/ldap/ldap.conf or ~/.ldaprc.
+_CLIENT_ENV = dict(os.environ, LDAPNOINIT="1")
+
+_SRCH_RE = re.compile(r'\bSRCH base="(?P<base>[^"]*)".*?filter="(?P<filter>.*)"')
+
+
+class SlapdError(Exception):
+    pass
+
+
+class Slapd:
+    def __init__(self, workdir=None, port=None, config_format="cnconfig",
+                 repo=REPO_ROOT, debug_level="256", detached=False,
+                 extra_schema_files=()):
+        """workdir: directory for config, data and log (a new temporary
+        directory when None; removed by cleanup() only in that case).
+        port: fixed port, or None for a free one.
+        config_format: "cnconfig" (-F, slapadd -n0) or "slapdconf" (-f).
+        detached: the server survives this Python process (for the demo).
+        """
+        if config_format not in ("cnconfig", "slapdconf"):
+            raise ValueError("config_format must be cnconfig or slapdconf")
+        self.own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="mbref-slapd-")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.port = port or free_port()
+        self.config_format = config_format
+        self.repo = repo
+        self.debug_level = str(debug_level)
+        self.detached = detached
+        self.extra_schema_files = tuple(extra_schema_files)
+        self.proc = None
+        self.paused = False
+
+    # ------------------------------------------------------------ paths
+    @property
+    def url(self):
+        return "ldap://%s:%d" % (LOOPBACK, self.port)
+
+    @property
+    def log_path(self):
+        return os.path.join(self.workdir, "slapd.log")
+
+    @property
+    def data_dir(self):
+        return os.path.join(self.workdir, "data")
+
+    @property
+    def config_dir(self):
+        return os.path.join(self.workdir, "slapd.d")
+
+    @property
+    def config_file(self):
+        return os.path.join(self.workdir, "slapd.conf")
+
+    @property
+    def pid_file(self):
+        # written by us (the process we started), not by slapd
+        return os.path.join(self.workdir, "harness-slapd.pid")
+
+    @property
+    def schema_ldif(self):
+        return os.path.join(self.repo, "ldap-schema", "mailbox-referrals.ldif")
+
+    @property
+    def schema_file(self):
+        return os.path.join(self.repo, "ldap-schema",
+                            "mailbox-referrals.schema")
+
+    def __repr__(self):
+        return "<Slapd %s %s>" % (self.url, self.workdir)
+
+    # ----------------------------------------------------------- config
+    def configured(self):
+        if self.config_format == "cnconfig":
+            return os.path.exists(os.path.join(self.config_dir, "cn=config.ldif"))
+        return os.path.exists(self.config_file)
+
+    def _configure_cnconfig(self):
+        def file_url(path):
+            return "file://" + urllib.parse.quote(os.path.abspath(path))
+
+        includes = [os.path.join(SYSTEM_SCHEMA_DIR, s + ".ldif")
+                    for s in SYSTEM_SCHEMAS]
+        includes.append(self.schema_ldif)
+        includes.extend(self.extra_schema_files)
+        text = """\
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: {w}/slapd.pid
+olcArgsFile: {w}/slapd.args
+
+dn: cn=module{{0}},cn=config
+objectClass: olcModuleList
+cn: module{{0}}
+olcModulePath: {moddir}
+olcModuleLoad: back_mdb
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+{includes}
+
+dn: olcDatabase={{-1}}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {{-1}}frontend
+
+dn: olcDatabase={{0}}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{0}}config
+olcAccess: {{0}}to * by * none
+
+dn: olcDatabase={{1}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{1}}mdb
+olcDbDirectory: {data}
+olcSuffix: {suffix}
+olcRootDN: {rootdn}
+olcRootPW: {rootpw}
+olcDbIndex: objectClass eq
+olcDbIndex: imapReferralMailbox eq,sub
+olcDbMaxSize: 104857600
+""".format(w=self.workdir, moddir=MODULE_DIR, data=self.data_dir,
+           suffix=SUFFIX, rootdn=ROOTDN, rootpw=ROOTPW,
+           includes="\n\n".join("include: " + file_url(p) for p in includes))
+        path = os.path.join(self.workdir, "config.ldif")
+        with open(path, "w") as f:
+            f.write(text)
+        if os.path.isdir(self.config_dir):
+            shutil.rmtree(self.config_dir)
+        os.makedirs(self.config_dir)
+        r = subprocess.run([SLAPADD, "-n0", "-F", self.config_dir, "-l", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        if r.returncode != 0:
+            raise SlapdError("slapadd -n0 failed (%d):\n%s" % (
+                r.returncode, r.stdout.decode(errors="replace")))
+
+    def _configure_slapdconf(self):
+        lines = ["include %s/%s.schema" % (SYSTEM_SCHEMA_DIR, s)
+                 for s in SYSTEM_SCHEMAS]
+        lines.append("include %s" % self.schema_file)
+        lines.extend("include %s" % p for p in self.extra_schema_files)
+        lines += [
+            "pidfile %s/slapd.pid" % self.workdir,
+            "argsfile %s/slapd.args" % self.workdir,
+            "modulepath %s" % MODULE_DIR,
+            "moduleload back_mdb",
+            "database mdb",
+            'suffix "%s"' % SUFFIX,
+            'rootdn "%s"' % ROOTDN,
+            "rootpw %s" % ROOTPW,
+            "directory %s" % self.data_dir,
+            "maxsize 104857600",
+            "index objectClass eq",
+            "index imapReferralMailbox eq,sub",
+        ]
+        with open(self.config_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run(["/usr/sbin/slaptest", "-u", "-f", self.config_file],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        if r.returncode != 0:
+            raise SlapdError("slaptest -f %s failed:\n%s" % (
+                self.config_file, r.stdout.decode(errors="replace")))
+
+    def configure(self):
+        """Write the configuration (and check it); data is kept."""
+        os.makedirs(self.data_dir, exist_ok=True)
+        if self.config_format == "cnconfig":
+            self._configure_cnconfig()
+        else:
+            self._configure_slapdconf()
+
+    # ---------------------------------------------------------- process
+    def running(self):
+        if self.proc is not None:
+            return self.proc.poll() is None
+        pid = self.read_pid()
+        return pid is not None and procs.pid_alive(pid)
+
+    def read_pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, timeout=30.0, create_base=True):
+        """Start slapd (configuring it the first time) and wait until it
+        answers a search; then make sure the suffix entry exists."""
+        if self.running():
+            raise SlapdError("%r is already running" % self)
+        if not self.configured():
+            self.configure()
+        os.makedirs(self.data_dir, exist_ok=True)
+        cmd = [SLAPD, "-d", self.debug_level, "-h", self.url + "/"]
+        if self.config_format == "cnconfig":
+            cmd += ["-F", self.config_dir]
+        else:
+            cmd += ["-f", self.config_file]
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=self.workdir)
+        finally:
+            log.close()
+        self.paused = False
+        with open(self.pid_file, "w") as f:
+            f.write("%d\n" % self.proc.pid)
+        if not self.detached:
+            procs.register(self)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SlapdError("slapd exited with %s; log tail:\n%s" % (
+                    self.proc.returncode, self.log_tail()))
+            r = subprocess.run(
+                ["ldapsearch", "-x", "-H", self.url, "-b", "", "-s", "base",
+                 "-LLL", "-o", "nettimeout=2", "-l", "2", "namingContexts"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=_CLIENT_ENV, timeout=10)
+            if r.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SlapdError("slapd did not answer within %ss; log tail:\n%s"
+                                 % (timeout, self.log_tail()))
+            time.sleep(0.1)
+        if create_base and not self.exists(SUFFIX):
+            self.ldapadd(ldif.entry(SUFFIX, [
+                ("objectClass", ["dcObject", "organization"]),
+                ("dc", "example"), ("o", "Example")]))
+        return self
+
+    def stop(self, timeout=15.0):
+        """Stop slapd cleanly (SIGTERM, then SIGKILL after timeout)."""
+        pid = self.proc.pid if self.proc is not None else self.read_pid()
+        if pid is not None and procs.pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGCONT)  # a paused slapd can't exit
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+            if self.proc is not None:
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            elif not procs.wait_pid_gone(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                procs.wait_pid_gone(pid, 10)
+        elif self.proc is not None:
+            self.proc.poll()
+        self.proc = None
+        self.paused = False
+        try:
+            os.unlink(self.pid_file)
+        except OSError:
+            pass
+        procs.unregister(self)
+
+    def restart(self, timeout=30.0):
+        """Stop and start again on the same port with the same data."""
+        self.stop()
+        self.start(timeout=timeout)
+
+    def pause(self):
+        """SIGSTOP: connections are still accepted (by the kernel) but no
+        request is answered."""
+        os.kill(self.proc.pid if self.proc else self.read_pid(), signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        os.kill(self.proc.pid if self.proc else self.read_pid(), signal.SIGCONT)
+        self.paused = False
+
+    def cleanup(self):
+        """Stop and remove the working directory if we created it."""
+        self.stop()
+        if self.own_workdir and not os.environ.get("MBREF_KEEP_TMP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -------------------------------------------------------------- log
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=30):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def search_log_lines(self):
+        """The 'SRCH base=...' lines of the log, in order."""
+        return [l for l in self.log_text().splitlines()
+                if _SRCH_RE.search(l)]
+
+    def search_filters(self, base_substring=None):
+        """(base, filter) of every search received, in order."""
+        out = []
+        for line in self.search_log_lines():
+            m = _SRCH_RE.search(line)
+            if base_substring is None or base_substring.lower() in \
+                    m.group("base").lower():
+                out.append((m.group("base"), m.group("filter")))
+        return out
+
+    def count_searches(self, filter_substring=None, base_substring=None):
+        """Number of searches received so far, optionally only those whose
+        filter contains filter_substring (case-insensitive) and whose base
+        contains base_substring. The harness's own readiness probes search
+        the root DSE (base="") and are therefore excluded when a
+        base_substring is given."""
+        n = 0
+        for base, flt in self.search_filters(base_substring):
+            if filter_substring is None or \
+                    filter_substring.lower() in flt.lower():
+                n += 1
+        return n
+
+    # ----------------------------------------------------- client tools
+    def _client(self, tool, args, input_text=None, timeout=30, check=True):
+        cmd = [tool, "-x", "-H", self.url, "-D", ROOTDN, "-w", ROOTPW,
+               "-o", "nettimeout=10"] + list(args)
+        r = subprocess.run(
+            cmd, input=input_text.encode("utf-8") if input_text else None,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_CLIENT_ENV,
+            timeout=timeout)
+        if check and r.returncode != 0:
+            raise SlapdError("%s failed (%d): %s\n%s" % (
+                " ".join(cmd[:1] + list(args)), r.returncode,
+                r.stderr.decode(errors="replace").strip(),
+                (input_text or "")[:2000]))
+        return r
+
+    def ldapadd(self, ldif_text):
+        self._client("ldapadd", [], ldif_text)
+
+    def ldapmodify(self, ldif_text):
+        self._client("ldapmodify", [], ldif_text)
+
+    def ldapdelete(self, dn):
+        self._client("ldapdelete", [dn])
+
+    def search(self, base=SUFFIX, filter="(objectClass=*)", scope="sub",
+               attrs=()):
+        """Search with ldapsearch; returns [(dn, {attr: [values]})].
+        A missing base returns []."""
+        r = self._client("ldapsearch",
+                         ["-LLL", "-o", "ldif-wrap=no", "-b", base,
+                          "-s", scope, filter] + list(attrs), check=False)
+        if r.returncode == 32:  # noSuchObject
+            return []
+        if r.returncode != 0:
+            raise SlapdError("ldapsearch failed (%d): %s" % (
+                r.returncode, r.stderr.decode(errors="replace").strip()))
+        return ldif.parse(r.stdout.decode("utf-8", "surrogateescape"))
+
+    def exists(self, dn):
+        return bool(self.search(base=dn, scope="base", attrs=["1.1"]))

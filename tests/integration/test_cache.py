@@ -1,0 +1,69 @@
+"""Which operations query the directory, counted in slapd's own log."""
+
+from common import (env, expect, expect_eq, expect_ok, expect_tagged,
+                    expect_usable, referral_response, settle, wait_until)
+from harness.imap import message
+
+
+def _count(e, filter_substring=None):
+    settle()
+    return e.ldap.count_searches(filter_substring)
+
+
+def test_private_namespace_sends_no_query():
+    e = env()
+    with e.client() as c:
+        before = _count(e)
+        expect_ok(c.command("SELECT INBOX"), "SELECT INBOX")
+        expect_ok(c.command("STATUS INBOX (MESSAGES)"), "STATUS INBOX")
+        expect_ok(c.command("CREATE Foo"), "CREATE Foo")
+        expect_ok(c.append("Foo", message("Private", "private mail")),
+                  "APPEND Foo")
+        expect_ok(c.command("SELECT Foo"), "SELECT Foo")
+        expect_ok(c.command("CLOSE"), "CLOSE")
+        expect_ok(c.command("DELETE Foo"), "DELETE Foo")
+        after = _count(e)
+        expect_eq(after - before, 0,
+                  "LDAP searches caused by private-namespace commands "
+                  "(new filters: %r)" % e.ldap.search_filters()[before:])
+    # The count does move for a public name never looked up before, so
+    # the check above can fail.
+    with e.client() as c:
+        before = _count(e)
+        expect_tagged(c.command("SELECT Public/CountProbe"),
+                      referral_response([e.B], "Public/CountProbe"),
+                      "SELECT Public/CountProbe")
+        after = wait_until(lambda: e.ldap.count_searches() > before and
+                           e.ldap.count_searches(), 5)
+        expect(after and after > before,
+               "SELECT Public/CountProbe did not reach slapd (count stayed %d)"
+               " - the search counter does not work" % before)
+
+
+def test_positive_answer_cached():
+    e = env()
+    with e.client() as c:
+        before = _count(e)
+        want = referral_response([e.B], "Public/Sales")
+        expect_tagged(c.command("SELECT Public/Sales"), want, "SELECT #1")
+        expect_tagged(c.command("SELECT Public/Sales"), want, "SELECT #2")
+        expect_tagged(c.command("STATUS Public/Sales (MESSAGES)"), want,
+                      "STATUS")
+        delta = _count(e) - before
+        expect(delta <= 1, "Public/Sales looked up %d times on one connection "
+               "(at most 1 expected with cache_ttl=60s)" % delta)
+
+
+def test_negative_answer_cached():
+    e = env()
+    # A local public mailbox with no directory entry, created on disk so
+    # that no IMAP command has looked it up before.
+    e.a.create_public_maildir("LocalOnly")
+    with e.client() as c:
+        before = _count(e, "LocalOnly")
+        expect_ok(c.command("SELECT Public/LocalOnly"), "SELECT #1")
+        expect_ok(c.command("SELECT Public/LocalOnly"), "SELECT #2")
+        expect_ok(c.command("STATUS Public/LocalOnly (MESSAGES)"), "STATUS")
+        delta = _count(e, "LocalOnly") - before
+        expect_eq(delta, 1, "searches for Public/LocalOnly on one connection")
+        expect_usable(c)
