@@ -221,3 +221,43 @@ def test_list_does_not_show_remote_mailboxes():
         for line in r.untagged:
             expect("Sales" not in line and "Replica" not in line,
                    "LIST shows a remote mailbox: %r" % line)
+
+
+def test_append_nonsync_literal_refers():
+    """LITERAL+ ({n+}): the client sends the message without waiting; the
+    server must answer the referral and swallow the literal, not run its
+    lines as commands."""
+    e = env()
+    msg = message("LITERAL+", "a99 DELETE INBOX\r\nb99 LOGOUT\r\n")
+    data = msg.encode()
+    with e.client() as c:
+        r = c.command(b"APPEND Public/Sales {%d+}\r\n" % len(data) + data)
+        expect_tagged(r, _sales(e), "APPEND Public/Sales {%d+}" % len(data))
+        r = expect_usable(c, "APPEND with LITERAL+")
+        expect(not any(" BYE " in line for line in r.untagged),
+               "the literal's lines were run as commands: %r" % r.untagged)
+        expect_ok(c.command("STATUS INBOX (MESSAGES)"),
+                  "INBOX still exists after the refused APPEND")
+
+
+def test_client_disconnecting_mid_command():
+    """A client that goes away while its command is being answered (or in
+    the middle of a literal) costs nothing: the server keeps serving."""
+    e = env()
+    log_offset = e.a.log_size()
+    c = e.client()
+    c.send_raw(b"x1 SELECT Public/Sales\r\nx2 RLIST \"\" \"*\"\r\n"
+               b"x3 APPEND Public/Sales {100}\r\n")
+    c.close()
+    c = e.client()
+    c.send_raw(b"y1 APPEND INBOX {100}\r\n")
+    c.read_line()  # "+ OK" or similar: then vanish mid-literal
+    c.send_raw(b"half a message")
+    c.close()
+    with e.client() as c:
+        expect_tagged(c.command("SELECT Public/Sales"), _sales(e),
+                      "SELECT after other clients vanished")
+    text = e.a.log_text(log_offset)
+    for word in ("Panic", "Fatal", "segfault", "killed with signal"):
+        expect(word not in text, "A's log has %r after clients vanished:\n%s"
+               % (word, text[-2000:]))
