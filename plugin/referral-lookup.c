@@ -37,22 +37,41 @@ referral_name_is_ancestor(const char *ancestor, const char *vname, char sep)
 	return strncmp(ancestor, vname, len) == 0 && vname[len] == sep;
 }
 
+bool referral_entry_precedes(const struct referral_entry *entry1,
+			     const struct referral_entry *entry2)
+{
+	if (entry1->subtree != entry2->subtree)
+		return !entry1->subtree;
+	/* two entries of one scope for one name: a directory mistake, but
+	   every server must still make the same choice */
+	return strcmp(entry1->dn, entry2->dn) < 0;
+}
+
 const struct referral_entry *
 referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
 			       const char *vname, char sep)
 {
-	const struct referral_entry *entry, *best = NULL;
+	const struct referral_entry *entry, *exact = NULL, *best = NULL;
+	size_t len, best_len = 0;
 
 	array_foreach(entries, entry) {
-		if (strcmp(entry->mailbox, vname) == 0)
-			return entry;
+		if (strcmp(entry->mailbox, vname) == 0) {
+			if (exact == NULL ||
+			    referral_entry_precedes(entry, exact))
+				exact = entry;
+			continue;
+		}
 		if (!entry->subtree ||
 		    !referral_name_is_ancestor(entry->mailbox, vname, sep))
 			continue;
-		if (best == NULL || strlen(entry->mailbox) > strlen(best->mailbox))
+		len = strlen(entry->mailbox);
+		if (best == NULL || len > best_len ||
+		    (len == best_len && referral_entry_precedes(entry, best))) {
 			best = entry;
+			best_len = len;
+		}
 	}
-	return best;
+	return exact != NULL ? exact : best;
 }
 
 const char *referral_entry_remote_name(const struct referral_entry *entry,

@@ -25,8 +25,17 @@ struct referral_target {
    '/'), at most REFERRAL_MAX_ANCESTORS. Allocated from the data stack. */
 const char *const *referral_name_ancestors(const char *vname, char sep);
 
-/* Choose the entry covering vname among entries: an exact entry, else the
-   deepest subtree entry above it. Returns NULL if none covers it. */
+/* Returns TRUE if entry1 takes precedence over entry2, both for the same
+   mailbox name: a mailbox-scope entry over a subtree one (so a subtree
+   entry and a mailbox entry of one name can place the top mailbox and its
+   children differently), else the smaller DN, so that every server of a
+   deployment makes the same choice whatever order the directory uses. */
+bool referral_entry_precedes(const struct referral_entry *entry1,
+			     const struct referral_entry *entry2);
+
+/* Choose the entry covering vname among entries: its own entry, else the
+   deepest subtree entry above it (see referral_entry_precedes() for ties).
+   Returns NULL if none covers it. */
 const struct referral_entry *
 referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
 			       const char *vname, char sep);

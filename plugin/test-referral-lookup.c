@@ -20,22 +20,33 @@
 struct test_entry {
 	const char *mailbox, *scope, *remote_name;
 	const char *servers[4];
+	const char *dn; /* NULL: cn=<mailbox> */
 };
 
 static const struct test_entry test_entries[] = {
-	{ "Public/Sales", NULL, NULL, { "10 imap2.example.com", NULL } },
-	{ "Public/Projects", "subtree", NULL, { "10 imap3.example.com", NULL } },
+	{ "Public/Sales", NULL, NULL, { "10 imap2.example.com", NULL }, NULL },
+	{ "Public/Projects", "subtree", NULL, { "10 imap3.example.com", NULL }, NULL },
 	{ "Public/Projects/Secret", "subtree", "Hidden",
-	  { "10 imap4.example.com:1143", NULL } },
-	{ "Public/Projects/Here", NULL, NULL, { "10 imap1.example.com", NULL } },
+	  { "10 imap4.example.com:1143", NULL }, NULL },
+	{ "Public/Projects/Here", NULL, NULL, { "10 imap1.example.com", NULL }, NULL },
 	{ "Public/Replica", NULL, NULL,
-	  { "20 imap2.example.com", "10 127.0.0.1:10143", NULL } },
+	  { "20 imap2.example.com", "10 127.0.0.1:10143", NULL }, NULL },
 	{ "Public/Multi", NULL, NULL,
-	  { "30 c.example.com", "10 a.example.com", "20 b.example.com", NULL } },
-	{ "Public/Old", NULL, "Archive/Old", { "10 imap2.example.com", NULL } },
-	{ "Public/Broken", NULL, NULL, { "abc", NULL } },
-	{ "Public/Exact", "mailbox", NULL, { "10 imap2.example.com", NULL } },
-	{ NULL, NULL, NULL, { NULL } }
+	  { "30 c.example.com", "10 a.example.com", "20 b.example.com", NULL }, NULL },
+	{ "Public/Old", NULL, "Archive/Old", { "10 imap2.example.com", NULL }, NULL },
+	{ "Public/Broken", NULL, NULL, { "abc", NULL }, NULL },
+	{ "Public/Exact", "mailbox", NULL, { "10 imap2.example.com", NULL }, NULL },
+	/* a subtree entry and a mailbox entry for one name: the mailbox one
+	   places the top mailbox, the subtree one what is below */
+	{ "Public/Dual", "subtree", NULL, { "10 below.example.com", NULL }, NULL },
+	{ "Public/Dual", NULL, NULL, { "10 top.example.com", NULL }, NULL },
+	/* two entries of one scope for one name: the smaller DN wins,
+	   whatever order the directory returns them in */
+	{ "Public/Twice", NULL, NULL, { "10 second.example.com", NULL },
+	  "cn=twice-b" },
+	{ "Public/Twice", NULL, NULL, { "10 first.example.com", NULL },
+	  "cn=twice-a" },
+	{ NULL, NULL, NULL, { NULL }, NULL }
 };
 
 static struct {
@@ -63,7 +74,8 @@ test_dir_lookup(struct referral_directory *dir ATTR_UNUSED,
 		    !str_array_find(ancestors, te->mailbox))
 			continue;
 		entry = array_append_space(entries);
-		entry->dn = p_strdup_printf(pool, "cn=%s", te->mailbox);
+		entry->dn = te->dn != NULL ? te->dn :
+			p_strdup_printf(pool, "cn=%s", te->mailbox);
 		entry->mailbox = te->mailbox;
 		entry->scope = te->scope;
 		entry->remote_name = te->remote_name;
@@ -185,6 +197,15 @@ static void test_referral_lookup_exact_and_subtree(void)
 	test_assert_strcmp(test_lookup("Public/Projects/Here"), "local");
 	/* not a prefix match on characters, only on hierarchy */
 	test_assert_strcmp(test_lookup("Public/ProjectsX"), "local");
+	test_assert_strcmp(test_lookup("Public/Dual"),
+		"[REFERRAL imap://alice;AUTH=*@top.example.com/Public/Dual] "
+		"Remote mailbox on top.example.com");
+	test_assert_strcmp(test_lookup("Public/Dual/x"),
+		"[REFERRAL imap://alice;AUTH=*@below.example.com/Public/Dual/x] "
+		"Remote mailbox on below.example.com");
+	test_assert_strcmp(test_lookup("Public/Twice"),
+		"[REFERRAL imap://alice;AUTH=*@first.example.com/Public/Twice] "
+		"Remote mailbox on first.example.com");
 	test_assert_strcmp(test_lookup("Public/Old"),
 		"[REFERRAL imap://alice;AUTH=*@imap2.example.com/Archive/Old] "
 		"Remote mailbox on imap2.example.com");
