@@ -361,14 +361,31 @@ referral_list_full(struct client_command_context *cmd,
 	return TRUE;
 }
 
-/* Returns TRUE if args are RLIST "" "" (or RLSUB): the request for the
-   hierarchy separator, which Dovecot's own LIST answers. */
+/* Returns TRUE if (checked basic) args are RLIST <ref> "": the request for
+   the hierarchy separator, which Dovecot's own LIST answers. */
 static bool referral_list_is_root_request(const struct imap_arg *args)
 {
 	const char *pattern;
 
-	return imap_arg_get_astring(&args[1], &pattern) && *pattern == '\0' &&
-		IMAP_ARG_IS_EOL(&args[2]);
+	return imap_arg_get_astring(&args[1], &pattern) && *pattern == '\0';
+}
+
+/* Returns TRUE if args are exactly <reference> <mailbox> (RFC 2193 gives
+   RLIST and RLSUB LIST's basic syntax only); else answers BAD. */
+static bool
+referral_list_check_basic_args(struct client_command_context *cmd,
+			       const struct imap_arg *args)
+{
+	/* the array ends with EOL: args[n+1] exists when args[n] isn't EOL */
+	if (IMAP_ARG_IS_EOL(&args[0]) || args[0].type == IMAP_ARG_LIST ||
+	    IMAP_ARG_IS_EOL(&args[1]) || args[1].type == IMAP_ARG_LIST ||
+	    !IMAP_ARG_IS_EOL(&args[2])) {
+		client_send_command_error(cmd, t_strdup_printf(
+			"%s takes a reference and a mailbox pattern.",
+			t_str_ucase(cmd->name)));
+		return FALSE;
+	}
+	return TRUE;
 }
 
 static bool cmd_rlist(struct client_command_context *cmd)
@@ -377,13 +394,8 @@ static bool cmd_rlist(struct client_command_context *cmd)
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
-	if (imap_arg_get_list(&args[0], NULL) ||
-	    imap_arg_atom_equals(&args[2], "RETURN")) {
-		/* RFC 2193 defines only LIST's basic syntax for RLIST */
-		client_send_command_error(cmd, "RLIST takes a reference and "
-					  "a mailbox pattern.");
+	if (!referral_list_check_basic_args(cmd, args))
 		return TRUE;
-	}
 	if (referral_list_is_root_request(args))
 		return referral_orig_cmd_list(cmd);
 	return referral_list_full(cmd, args, FALSE);
@@ -395,6 +407,8 @@ static bool cmd_rlsub(struct client_command_context *cmd)
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
+	if (!referral_list_check_basic_args(cmd, args))
+		return TRUE;
 	return referral_list_full(cmd, args, TRUE);
 }
 

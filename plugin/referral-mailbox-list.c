@@ -32,8 +32,11 @@
    parent of one. */
 struct referral_list_name {
 	const char *vname;
-	/* NULL for a parent that has no entry of its own */
+	/* The entry for the name itself; NULL for a parent that has no
+	   entry of its own. */
 	const struct referral_entry *entry;
+	/* The subtree entry of this name, for the names below it. */
+	const struct referral_entry *subtree_entry;
 	/* this server is among the entry's servers */
 	bool local;
 	/* another listed name is below this one */
@@ -75,10 +78,11 @@ const char *mailbox_referrals_list_take_error(struct mail_user *user)
 }
 
 /* Get the namespace's directory entries, from the cache or the directory.
-   Returns the record, referenced, or NULL with error_r. */
+   Returns the record, or NULL with error_r. */
 static const struct referral_cache_record *
 referral_list_get_entries(struct referral_user *ruser,
-			  struct mail_namespace *ns, const char **error_r)
+			  struct mail_namespace *ns, bool remote_mode,
+			  const char **error_r)
 {
 	ARRAY_TYPE(referral_directory_entry) raw_entries;
 	ARRAY_TYPE(const_string) warnings;
@@ -91,6 +95,13 @@ referral_list_get_entries(struct referral_user *ruser,
 		referral_cache_lookup(ruser->list_cache, ns->prefix);
 	if (record != NULL)
 		return record;
+	if (!remote_mode && ruser->dir->failing) {
+		/* A plain listing needs the directory only to hide names:
+		   while it is known to be failing, don't wait for it again
+		   (the next lookup finds out when it is back). */
+		*error_r = "directory is failing";
+		return NULL;
+	}
 
 	pool = pool_alloconly_create("referral list", 16384);
 	p_array_init(&raw_entries, pool, 64);
@@ -174,16 +185,29 @@ referral_list_build_names(struct mailbox_list_iterate_context *_ctx,
 	const struct referral_entry *entry;
 	struct referral_list_name *name, *parent;
 	const char *const *ancestors;
+	unsigned int i, count;
 
+	/* the same precedence as single lookups (referral-lookup.c) */
 	array_foreach(&record->entries, entry) {
 		name = referral_list_name_add(_ctx, entry->mailbox);
-		name->entry = entry;
-		name->local = referral_entry_is_local(ctx->ruser, entry);
+		if (name->entry == NULL ||
+		    referral_entry_precedes(entry, name->entry))
+			name->entry = entry;
+		if (entry->subtree &&
+		    (name->subtree_entry == NULL ||
+		     referral_entry_precedes(entry, name->subtree_entry)))
+			name->subtree_entry = entry;
+	}
+
+	count = array_count(&ctx->sorted_names);
+	for (i = 0; i < count; i++) {
+		name = array_idx_elem(&ctx->sorted_names, i);
+		name->local = referral_entry_is_local(ctx->ruser, name->entry);
 		if (name->local)
 			continue;
 		/* parents below the namespace root, so that clients can
 		   walk down to the remote mailbox */
-		ancestors = referral_name_ancestors(entry->mailbox, ctx->sep);
+		ancestors = referral_name_ancestors(name->vname, ctx->sep);
 		for (; *ancestors != NULL; ancestors++) {
 			if (strlen(*ancestors) <= ns->prefix_len)
 				continue;
@@ -194,25 +218,29 @@ referral_list_build_names(struct mailbox_list_iterate_context *_ctx,
 	array_sort(&ctx->sorted_names, referral_list_name_cmp);
 }
 
-/* Returns the most specific name entry covering vname (its own, or the
-   deepest subtree entry above it), or NULL. */
-static const struct referral_list_name *
+/* Returns the entry covering vname (its own, or the deepest subtree entry
+   above it) and whether this server is among its servers, or NULL. */
+static const struct referral_entry *
 referral_list_find_covering(struct referral_mailbox_list_iterate_context *ctx,
-			    const char *vname)
+			    const char *vname, bool *local_r)
 {
 	const struct referral_list_name *name;
 	const char *const *ancestors;
 	int i;
 
 	name = hash_table_lookup(ctx->names, vname);
-	if (name != NULL && name->entry != NULL)
-		return name;
+	if (name != NULL && name->entry != NULL) {
+		*local_r = name->local;
+		return name->entry;
+	}
 	ancestors = referral_name_ancestors(vname, ctx->sep);
 	for (i = (int)str_array_length(ancestors) - 1; i >= 0; i--) {
 		name = hash_table_lookup(ctx->names, ancestors[i]);
-		if (name != NULL && name->entry != NULL &&
-		    name->entry->subtree)
-			return name;
+		if (name != NULL && name->subtree_entry != NULL) {
+			*local_r = referral_entry_is_local(ctx->ruser,
+							   name->subtree_entry);
+			return name->subtree_entry;
+		}
 	}
 	return NULL;
 }
@@ -240,7 +268,8 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	MODULE_CONTEXT_SET(_ctx, referral_mailbox_list_module, ctx);
 
 	T_BEGIN {
-		record = referral_list_get_entries(ruser, list->ns, &error);
+		record = referral_list_get_entries(ruser, list->ns,
+						   ctx->remote_mode, &error);
 		if (record == NULL) {
 			/* plain listings go on without hiding anything;
 			   remote ones end with the error */
@@ -265,12 +294,11 @@ referral_list_local_info(struct mailbox_list_iterate_context *_ctx,
 {
 	struct referral_mailbox_list_iterate_context *ctx =
 		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	const struct referral_list_name *covering;
 	struct referral_list_name *name;
-	bool remote;
+	bool local, remote;
 
-	covering = referral_list_find_covering(ctx, info->vname);
-	remote = covering != NULL && !covering->local;
+	remote = referral_list_find_covering(ctx, info->vname, &local) != NULL &&
+		!local;
 	if (!ctx->remote_mode)
 		return remote ? NULL : info;
 
@@ -403,9 +431,11 @@ referral_mailbox_list_iter_deinit(struct mailbox_list_iterate_context *_ctx)
 
 	ret = rlist->module_ctx.super.iter_deinit(_ctx);
 	if (remote_failed) {
-		/* RFC 2193 listings never end with OK when incomplete */
+		/* RFC 2193 listings never end with OK when incomplete; the
+		   command asks for this error. Failing the iteration instead
+		   would also cut other namespaces' mailboxes (lib-storage
+		   drops the delayed INBOX of a failed listing). */
 		ruser->list_error = error;
-		ret = -1;
 	}
 	return ret;
 }
