@@ -8,6 +8,7 @@
 #include "lib.h"
 #include "array.h"
 #include "str.h"
+#include "str-sanitize.h"
 #include "time-util.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
@@ -405,7 +406,7 @@ referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
 	i_gettimeofday(&deadline);
 	timeval_add_msecs(&deadline, ldir->set->timeout_msecs);
 	e_debug(ldir->dir.event, "Searching %s with filter %s",
-		ldir->set->base, filter);
+		ldir->set->base, str_sanitize(filter, 512));
 
 	reused = ldir->ld != NULL;
 	if (!reused && referral_ldap_connect(ldir, &deadline, error_r) < 0)

@@ -27,29 +27,41 @@ static const char *referral_url_user(struct mail_user *user)
 	return user->anonymous ? NULL : user->username;
 }
 
+/* Where does box live? Returns as referral_lookup(), with target_r in the
+   data stack; on -1 the storage error is set (UNAVAILABLE). */
+static int
+referral_mailbox_lookup(struct mailbox *box, struct referral_target *target_r)
+{
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
+	const char *error;
+	int ret;
+
+	ret = referral_lookup(ruser, box->vname,
+			      mail_namespace_get_sep(box->list->ns),
+			      target_r, &error);
+	if (ret < 0)
+		mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
+				       error);
+	return ret;
+}
+
 /* Returns 0 if this server serves the mailbox, -1 with the storage error
    set to the referral (or to UNAVAILABLE) if not. */
 static int referral_mailbox_check(struct mailbox *box)
 {
-	struct mail_user *user = box->storage->user;
-	struct referral_user *ruser = REFERRAL_USER_CONTEXT_REQUIRE(user);
 	struct referral_target target;
-	const char *error;
 	int ret;
 
 	T_BEGIN {
-		ret = referral_lookup(ruser, box->vname,
-				      mail_namespace_get_sep(box->list->ns),
-				      &target, &error);
-		if (ret < 0) {
-			mail_storage_set_error(box->storage,
-					       MAIL_ERROR_UNAVAILABLE, error);
-		} else if (ret > 0) {
+		ret = referral_mailbox_lookup(box, &target);
+		if (ret > 0) {
 			/* not NOTFOUND: imap would add [TRYCREATE] */
 			mail_storage_set_error(box->storage,
 				MAIL_ERROR_NOTPOSSIBLE,
-				referral_target_reply(referral_url_user(user),
-						      &target));
+				referral_target_reply(
+					referral_url_user(box->storage->user),
+					&target));
 		}
 	} T_END;
 	return ret == 0 ? 0 : -1;
@@ -83,10 +95,7 @@ referral_mailbox_exists(struct mailbox *box, bool auto_boxes,
 			enum mailbox_existence *existence_r)
 {
 	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(box);
-	struct referral_user *ruser =
-		REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
 	struct referral_target target;
-	const char *error;
 	int ret;
 
 	if (rbox->module_ctx.super.exists(box, auto_boxes, existence_r) < 0)
@@ -96,13 +105,7 @@ referral_mailbox_exists(struct mailbox *box, bool auto_boxes,
 	/* A remote mailbox exists, elsewhere: this is what lets SUBSCRIBE
 	   record it on the home server (for RLSUB). */
 	T_BEGIN {
-		ret = referral_lookup(ruser, box->vname,
-				      mail_namespace_get_sep(box->list->ns),
-				      &target, &error);
-		if (ret < 0) {
-			mail_storage_set_error(box->storage,
-					       MAIL_ERROR_UNAVAILABLE, error);
-		}
+		ret = referral_mailbox_lookup(box, &target);
 	} T_END;
 	if (ret < 0)
 		return -1;
@@ -217,21 +220,15 @@ referral_mailbox_rename_check(struct mailbox *src, struct mailbox *dest)
 	struct referral_target old_target, new_target;
 	struct referral_rename_side old_side, new_side;
 	struct referral_host self;
-	const char *error;
 	int old_ret, new_ret = 0;
 
 	i_zero(&new_target);
-	old_ret = referral_lookup(ruser, src->vname,
-				  mail_namespace_get_sep(src->list->ns),
-				  &old_target, &error);
-	if (old_ret >= 0 && REFERRAL_LIST_CONTEXT(dest->list) != NULL) {
-		new_ret = referral_lookup(ruser, dest->vname,
-					  mail_namespace_get_sep(dest->list->ns),
-					  &new_target, &error);
-	}
-	if (old_ret < 0 || new_ret < 0) {
-		mail_storage_set_error(src->storage, MAIL_ERROR_UNAVAILABLE,
-				       error);
+	old_ret = referral_mailbox_lookup(src, &old_target);
+	if (old_ret < 0)
+		return -1;
+	if (REFERRAL_LIST_CONTEXT(dest->list) != NULL &&
+	    (new_ret = referral_mailbox_lookup(dest, &new_target)) < 0) {
+		mail_storage_copy_error(src->storage, dest->storage);
 		return -1;
 	}
 	if (old_ret == 0 && new_ret == 0) {
