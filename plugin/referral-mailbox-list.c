@@ -225,17 +225,21 @@ referral_list_find_covering(struct referral_mailbox_list_iterate_context *ctx,
 			    const char *vname, bool *local_r)
 {
 	const struct referral_list_name *name;
-	const char *const *ancestors;
-	int i;
+	char *parent, *p;
 
+	if (hash_table_count(ctx->names) == 0)
+		return NULL;
 	name = hash_table_lookup(ctx->names, vname);
 	if (name != NULL && name->entry != NULL) {
 		*local_r = name->local;
 		return name->entry;
 	}
-	ancestors = referral_name_ancestors(vname, ctx->sep);
-	for (i = (int)str_array_length(ancestors) - 1; i >= 0; i--) {
-		name = hash_table_lookup(ctx->names, ancestors[i]);
+	/* this runs for every listed mailbox: walk up the hierarchy by
+	   cutting one copy of the name, deepest parent first */
+	parent = t_strdup_noconst(vname);
+	while ((p = strrchr(parent, ctx->sep)) != NULL) {
+		*p = '\0';
+		name = hash_table_lookup(ctx->names, (const char *)parent);
 		if (name != NULL && name->subtree_entry != NULL) {
 			*local_r = referral_entry_is_local(ctx->ruser,
 							   name->subtree_entry);
