@@ -6,6 +6,18 @@
     n = ldap.count_searches("imapReferralMailbox")
     ldap.stop()
 
+Extra database settings (both config formats), e.g. a narrowly-scoped
+reader allowed to page past the size limit:
+
+    reader = "cn=imap,dc=example,dc=com"
+    ldap = Slapd(access=['to attrs=userPassword by anonymous auth by * none',
+                         'to * by dn.exact="%s" read by * none' % reader],
+                 limits=['dn.exact="%s" size.prtotal=unlimited' % reader],
+                 nosync=True)
+    ldap.start()
+    ldap.add_reader(reader, "readerpw")
+    rc, entries, err = ldap.search_as(reader, "readerpw", base=...)
+
 The server runs in the foreground (-d 256, i.e. "stats") with its output
 in <workdir>/slapd.log, so tests can count the operations it received.
 Our schema is loaded either through cn=config (slapadd -n0 of an LDIF that
@@ -48,12 +60,24 @@ class SlapdError(Exception):
 class Slapd:
     def __init__(self, workdir=None, port=None, config_format="cnconfig",
                  repo=REPO_ROOT, debug_level="256", detached=False,
-                 extra_schema_files=()):
+                 extra_schema_files=(), limits=(), access=(), nosync=False,
+                 extra_db_config=()):
         """workdir: directory for config, data and log (a new temporary
         directory when None; removed by cleanup() only in that case).
         port: fixed port, or None for a free one.
         config_format: "cnconfig" (-F, slapadd -n0) or "slapdconf" (-f).
         detached: the server survives this Python process (for the demo).
+        limits: database limits, each '<who> <limit> ...' as in
+        slapd.conf(5) "limits" (olcLimits in cn=config), e.g.
+        'dn.exact="cn=imap,dc=example,dc=com" size.prtotal=unlimited'.
+        access: database access rules, each 'to <what> by <who> <access>
+        ...' as in slapd.access(5), in order (olcAccess {0}, {1}, ...).
+        With none, slapd's default applies (everybody may read).
+        nosync: do not sync the database to disk after each write
+        (dbnosync / olcDbNoSync), for loading many entries fast.
+        extra_db_config: further lines for the database section, written
+        as they are: "olcXxx: value" lines for cnconfig, slapd.conf
+        directives for slapdconf.
         """
         if config_format not in ("cnconfig", "slapdconf"):
             raise ValueError("config_format must be cnconfig or slapdconf")
@@ -66,6 +90,10 @@ class Slapd:
         self.debug_level = str(debug_level)
         self.detached = detached
         self.extra_schema_files = tuple(extra_schema_files)
+        self.limits = tuple(limits)
+        self.access = tuple(access)
+        self.nosync = bool(nosync)
+        self.extra_db_config = tuple(extra_db_config)
         self.proc = None
         self.paused = False
 
@@ -164,6 +192,7 @@ olcDbMaxSize: 104857600
 """.format(w=self.workdir, moddir=MODULE_DIR, data=self.data_dir,
            suffix=SUFFIX, rootdn=ROOTDN, rootpw=ROOTPW,
            includes="\n\n".join("include: " + file_url(p) for p in includes))
+        text += "".join(l + "\n" for l in self._cnconfig_db_lines())
         path = os.path.join(self.workdir, "config.ldif")
         with open(path, "w") as f:
             f.write(text)
@@ -196,6 +225,7 @@ olcDbMaxSize: 104857600
             "index objectClass eq",
             "index imapReferralMailbox eq,sub",
         ]
+        lines += self._slapdconf_db_lines()
         with open(self.config_file, "w") as f:
             f.write("\n".join(lines) + "\n")
         r = subprocess.run(["/usr/sbin/slaptest", "-u", "-f", self.config_file],
@@ -204,6 +234,25 @@ olcDbMaxSize: 104857600
         if r.returncode != 0:
             raise SlapdError("slaptest -f %s failed:\n%s" % (
                 self.config_file, r.stdout.decode(errors="replace")))
+
+    def _cnconfig_db_lines(self):
+        lines = []
+        if self.nosync:
+            lines.append("olcDbNoSync: TRUE")
+        lines += ["olcLimits: " + l for l in self.limits]
+        lines += ["olcAccess: {%d}%s" % (i, a)
+                  for i, a in enumerate(self.access)]
+        lines += list(self.extra_db_config)
+        return lines
+
+    def _slapdconf_db_lines(self):
+        lines = []
+        if self.nosync:
+            lines.append("dbnosync")
+        lines += ["limits " + l for l in self.limits]
+        lines += ["access " + a for a in self.access]
+        lines += list(self.extra_db_config)
+        return lines
 
     def configure(self):
         """Write the configuration (and check it); data is kept."""
@@ -365,9 +414,12 @@ olcDbMaxSize: 104857600
         return n
 
     # ----------------------------------------------------- client tools
-    def _client(self, tool, args, input_text=None, timeout=30, check=True):
-        cmd = [tool, "-x", "-H", self.url, "-D", ROOTDN, "-w", ROOTPW,
-               "-o", "nettimeout=10"] + list(args)
+    def _client(self, tool, args, input_text=None, timeout=30, check=True,
+                bind_dn=ROOTDN, bind_pw=ROOTPW):
+        cmd = [tool, "-x", "-H", self.url]
+        if bind_dn is not None:
+            cmd += ["-D", bind_dn, "-w", bind_pw]
+        cmd += ["-o", "nettimeout=10"] + list(args)
         r = subprocess.run(
             cmd, input=input_text.encode("utf-8") if input_text else None,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_CLIENT_ENV,
@@ -379,8 +431,10 @@ olcDbMaxSize: 104857600
                 (input_text or "")[:2000]))
         return r
 
-    def ldapadd(self, ldif_text):
-        self._client("ldapadd", [], ldif_text)
+    def ldapadd(self, ldif_text, timeout=30):
+        """Add the entries of ldif_text as the root DN. timeout (seconds)
+        may be raised for large LDIFs."""
+        self._client("ldapadd", [], ldif_text, timeout=timeout)
 
     def ldapmodify(self, ldif_text):
         self._client("ldapmodify", [], ldif_text)
@@ -401,6 +455,33 @@ olcDbMaxSize: 104857600
             raise SlapdError("ldapsearch failed (%d): %s" % (
                 r.returncode, r.stderr.decode(errors="replace").strip()))
         return ldif.parse(r.stdout.decode("utf-8", "surrogateescape"))
+
+    def add_reader(self, dn, password):
+        """Add a simple-bind account dn (organizationalRole +
+        simpleSecurityObject) with userPassword password; what it may read
+        and how many entries it gets is up to the access and limits given
+        to the constructor."""
+        cn = dn.split(",", 1)[0].split("=", 1)[1]
+        self.ldapadd(ldif.entry(dn, [
+            ("objectClass", ["organizationalRole", "simpleSecurityObject"]),
+            ("cn", cn), ("userPassword", password)]))
+
+    def search_as(self, bind_dn, bind_pw, base=SUFFIX,
+                  filter="(objectClass=*)", scope="sub", attrs=(),
+                  extra_args=(), timeout=60):
+        """ldapsearch bound as bind_dn (None: anonymous), without raising:
+        returns (exit status, [(dn, {attr: [values]})], stderr text). A
+        size-limited search returns 4 (sizeLimitExceeded) with the entries
+        it got. extra_args: more ldapsearch options, e.g.
+        ["-E", "pr=500/noprompt"] for a paged search."""
+        r = self._client("ldapsearch",
+                         ["-LLL", "-o", "ldif-wrap=no"] + list(extra_args) +
+                         ["-b", base, "-s", scope, filter] + list(attrs),
+                         check=False, bind_dn=bind_dn, bind_pw=bind_pw,
+                         timeout=timeout)
+        return (r.returncode,
+                ldif.parse(r.stdout.decode("utf-8", "surrogateescape")),
+                r.stderr.decode("utf-8", "replace"))
 
     def exists(self, dn):
         return bool(self.search(base=dn, scope="base", attrs=["1.1"]))

@@ -1,0 +1,637 @@
+"""RLIST (RFC 2193 section 5) and LIST (REMOTE) (RFC 5258) on the home
+server A, against directory entries of its own (Public/L4...); plain LIST
+hides remote mailboxes. The directory outage is checked on a small slapd and
+Dovecot of this module's own (cache TTL 1 s).
+
+Entries added by setup_module (B and C are the shared remote servers):
+
+  Public/L4R/Leaf          B      mailbox scope, nothing below
+  Public/L4R/Deep/Leaf     B      (Public/L4R/Deep and Public/L4R exist
+                                   nowhere: synthesized parents)
+  Public/L4R/Parent        B      with Public/L4R/Parent/Kid (C) below it
+  Public/L4R/Tree          B      subtree scope
+  Public/L4Cafe            B      "Public/L4Caf\u00e9" in the directory (UTF-8)
+  Public/L4M/Both          B      ... but also a local mailbox on A
+  Public/L4M/Local/Kid     B      below the local mailbox Public/L4M/Local
+  Public/L4M/Mine          A      this server's own entry, local mailbox
+  Public/L4M/Ghost         A, B   lists this server: not remote, and does not
+                                   exist here
+Local mailboxes on A (made on disk before the entries were added, so no
+session has a stale cache): Public/L4M/Local, Public/L4M/Both,
+Public/L4M/Mine.
+"""
+
+import re
+import time
+
+from common import (check_plugin_built, crash_lines, env, expect, expect_eq,
+                    expect_ok, expect_tagged, expect_usable, ou_referrals_ldif,
+                    plugin_settings, referral_entry, settle, Failure,
+                    PASSWORD, USER)
+from harness.dovecot import Dovecot
+from harness.imap import ImapClient, ImapDisconnected, strip_timing
+from harness.ports import free_port
+from harness.slapd import Slapd
+
+CAFE = "Public/L4Caf\u00e9"
+CAFE_WIRE = "Public/L4Caf&AOk-"
+UNAVAILABLE = ("NO [UNAVAILABLE] Referral directory is unavailable, "
+               "try again later")
+
+LOCAL_ON_A = ("L4M/Local", "L4M/Both", "L4M/Mine")
+
+
+def _entries(e):
+    a = "10 127.0.0.1:%d" % e.port_a
+    b = "10 127.0.0.1:%d" % e.port_b
+    c = "10 127.0.0.1:%d" % e.port_c
+    return [
+        ("Public/L4R/Leaf", [b], {}),
+        ("Public/L4R/Deep/Leaf", [b], {}),
+        ("Public/L4R/Parent", [b], {}),
+        ("Public/L4R/Parent/Kid", [c], {}),
+        ("Public/L4R/Tree", [b], {"scope": "subtree"}),
+        (CAFE, [b], {}),
+        ("Public/L4M/Both", [b], {}),
+        ("Public/L4M/Local/Kid", [b], {}),
+        ("Public/L4M/Mine", [a], {}),
+        ("Public/L4M/Ghost", [a, b], {}),
+    ]
+
+
+def setup_module():
+    e = env()
+    for name in LOCAL_ON_A:
+        e.a.create_public_maildir(name)
+    for mailbox, servers, opts in _entries(e):
+        e.ldap.ldapadd(referral_entry(None, mailbox, servers, **opts)[1])
+
+
+# ------------------------------------------------------------ parsing
+def expect_done(resp, want, what):
+    """The tagged text must be want. Dovecot 2.3 replaces a final "." of
+    its tagged text by " (timing secs).", so "OK List completed." arrives
+    as "OK List completed (0.001 + 0.000 secs)."; the final "." of want is
+    not compared when the timing is there."""
+    if strip_timing(resp.raw_text) != resp.raw_text and want.endswith("."):
+        want = want[:-1]
+    expect_tagged(resp, want, what)
+
+
+_LIST_RE = re.compile(r'^\* (LIST|LSUB) \(([^)]*)\) (NIL|"(?:\\.|[^"\\])") (.*)$',
+                      re.S)
+
+
+def _astring(text):
+    """(value, rest) of an IMAP astring at the start of text."""
+    if text.startswith('"'):
+        out = []
+        i = 1
+        while text[i] != '"':
+            if text[i] == "\\":
+                i += 1
+            out.append(text[i])
+            i += 1
+        return "".join(out), text[i + 1:]
+    m = re.match(r"\{(\d+)\}\r\n", text)
+    if m:
+        n = int(m.group(1))
+        start = m.end()
+        return text[start:start + n], text[start + n:]
+    name, _, rest = text.partition(" ")
+    return name, (" " + rest if rest else "")
+
+
+def parse_list(line):
+    """(kind, frozenset of flags, separator, name, extended data) of a
+    LIST or LSUB response line; flags compared case-insensitively (lower
+    case)."""
+    m = _LIST_RE.match(line)
+    if not m:
+        raise Failure("not a LIST/LSUB line: %r" % line)
+    name, rest = _astring(m.group(4))
+    flags = frozenset(f.lower() for f in m.group(2).split())
+    return m.group(1), flags, m.group(3), name, rest.strip()
+
+
+def listing(resp, kind="LIST"):
+    """{name: flags} of the response's LIST (LSUB) lines; fails if a name
+    appears twice or a line is not a well-formed LIST line."""
+    out = {}
+    for line in resp.untagged:
+        if not line.startswith("* %s " % kind):
+            continue
+        k, flags, sep, name, _ = parse_list(line)
+        expect_eq(sep, '"/"', "separator in %r" % line)
+        expect(name not in out, "%s listed twice: %r" % (name, [
+            l for l in resp.untagged if name in l]))
+        out[name] = flags
+    return out
+
+
+def F(*flags):
+    return frozenset(f.lower() for f in flags)
+
+
+def _show(resp):
+    return "\n    ".join(resp.untagged + [resp.tagged])
+
+
+def _expect_listing(resp, want, what, kind="LIST"):
+    expect_done(resp, "OK %s completed." % ("Lsub" if kind == "LSUB"
+                                              else "List"), what)
+    got = listing(resp, kind)
+    if got != want:
+        missing = sorted(set(want) - set(got))
+        extra = sorted(set(got) - set(want))
+        wrong = sorted("%s: expected (%s) got (%s)" % (
+            n, " ".join(sorted(want[n])), " ".join(sorted(got[n])))
+            for n in set(got) & set(want) if got[n] != want[n])
+        raise Failure("%s:\n  missing: %r\n  unexpected: %r\n  "
+                      "wrong flags: %r\n  response:\n    %s"
+                      % (what, missing, extra, wrong, _show(resp)))
+
+
+# ----------------------------------------------------- RLIST (section 1)
+RLIST_L4R = {
+    "Public/L4R": F("\\Noselect", "\\HasChildren"),
+    "Public/L4R/Deep": F("\\Noselect", "\\HasChildren"),
+    "Public/L4R/Deep/Leaf": F("\\HasNoChildren"),
+    "Public/L4R/Leaf": F("\\HasNoChildren"),
+    "Public/L4R/Parent": F("\\HasChildren"),
+    "Public/L4R/Parent/Kid": F("\\HasNoChildren"),
+    "Public/L4R/Tree": F(),
+}
+
+
+def test_rlist_remote_mailboxes_and_flags():
+    e = env()
+    with e.client() as c:
+        r = c.command('RLIST "" "Public/L4R*"')
+        _expect_listing(r, RLIST_L4R, 'RLIST "" "Public/L4R*"')
+        for line in r.untagged:
+            expect("\\remote" not in line.lower(),
+                   "RLIST must not print \\Remote (RFC 2193 predates it): %r"
+                   % line)
+        expect_usable(c)
+
+
+def test_rlist_exact_lines():
+    e = env()
+    with e.client() as c:
+        r = c.command('RLIST "" "Public/L4R/Parent*"')
+        expect_done(r, "OK List completed.", "RLIST Public/L4R/Parent*")
+        expect_eq(sorted(r.untagged), sorted([
+            '* LIST (\\HasChildren) "/" Public/L4R/Parent',
+            '* LIST (\\HasNoChildren) "/" Public/L4R/Parent/Kid']),
+            'RLIST "" "Public/L4R/Parent*" lines')
+        r = c.command('RLIST "" Public/L4R/Tree')
+        expect_done(r, "OK List completed.", "RLIST Public/L4R/Tree")
+        expect_eq(r.untagged, ['* LIST () "/" Public/L4R/Tree'],
+                  "RLIST of a subtree entry (no children attribute)")
+
+
+def test_rlist_modified_utf7_name():
+    e = env()
+    with e.client() as c:
+        r = c.command('RLIST "" "Public/L4Caf*"')
+        expect_done(r, "OK List completed.", 'RLIST "" "Public/L4Caf*"')
+        expect_eq(r.untagged, ['* LIST (\\HasNoChildren) "/" ' + CAFE_WIRE],
+                  'RLIST "" "Public/L4Caf*" (directory holds %r)' % CAFE)
+        r = c.command('RLIST "" ' + CAFE_WIRE)
+        expect_done(r, "OK List completed.", "RLIST of the mUTF-7 name")
+        expect_eq(r.untagged, ['* LIST (\\HasNoChildren) "/" ' + CAFE_WIRE],
+                  "RLIST \"\" %s" % CAFE_WIRE)
+
+
+def test_rlist_percent_first_level_only():
+    e = env()
+    with e.client() as c:
+        r = c.command('RLIST "" "Public/L4R/%"')
+        _expect_listing(r, {
+            "Public/L4R/Deep": F("\\Noselect", "\\HasChildren"),
+            "Public/L4R/Leaf": F("\\HasNoChildren"),
+            "Public/L4R/Parent": F("\\HasChildren"),
+            "Public/L4R/Tree": F(),
+        }, 'RLIST "" "Public/L4R/%"')
+
+        r = c.command('RLIST "" "Public/%"')
+        expect_done(r, "OK List completed.", 'RLIST "" "Public/%"')
+        got = listing(r)
+        deeper = [n for n in got if "/" in n[len("Public/"):]]
+        expect(not deeper, 'RLIST "" "Public/%%" listed deeper names: %r'
+               % deeper)
+        for name, flags in (("Public/L4R", F("\\Noselect", "\\HasChildren")),
+                            ("Public/L4M", F("\\Noselect", "\\HasChildren")),
+                            (CAFE_WIRE, F("\\HasNoChildren")),
+                            ("Public/Sales", F("\\HasNoChildren"))):
+            expect(name in got, 'RLIST "" "Public/%%" lacks %s:\n    %s'
+                   % (name, _show(r)))
+            expect_eq(got[name], flags, "flags of %s in RLIST \"\" "
+                      "\"Public/%%\"" % name)
+
+
+def test_rlist_reference():
+    e = env()
+    with e.client() as c:
+        for ref, pat, same in (('"Public/"', '"%"', '"Public/%"'),
+                               ('"Public/L4R/"', '"%"', '"Public/L4R/%"'),
+                               ('"Public/L4R/"', '"*"', '"Public/L4R/*"'),
+                               ('"Public/"', '"L4R*"', '"Public/L4R*"')):
+            r1 = c.command("RLIST %s %s" % (ref, pat))
+            r2 = c.command('RLIST "" %s' % same)
+            expect_done(r1, "OK List completed.", "RLIST %s %s" % (ref, pat))
+            expect_done(r2, "OK List completed.", 'RLIST "" %s' % same)
+            expect_eq(sorted(r1.untagged), sorted(r2.untagged),
+                      'RLIST %s %s against RLIST "" %s' % (ref, pat, same))
+            expect(r1.untagged, "RLIST %s %s listed nothing" % (ref, pat))
+        r = c.command('RLIST "Public/L4R/" "%"')
+        _expect_listing(r, {
+            "Public/L4R/Deep": F("\\Noselect", "\\HasChildren"),
+            "Public/L4R/Leaf": F("\\HasNoChildren"),
+            "Public/L4R/Parent": F("\\HasChildren"),
+            "Public/L4R/Tree": F(),
+        }, 'RLIST "Public/L4R/" "%"')
+
+
+def test_rlist_contains_everything_list_does():
+    e = env()
+    with e.client() as c:
+        rl = c.command('LIST "" "*"')
+        expect_done(rl, "OK List completed.", 'LIST "" "*"')
+        rr = c.command('RLIST "" "*"')
+        expect_done(rr, "OK List completed.", 'RLIST "" "*"')
+        plain = listing(rl)
+        remote = listing(rr)
+        missing = sorted(set(plain) - set(remote))
+        expect(not missing, 'names of LIST "" "*" missing from RLIST: %r'
+               % missing)
+        expect("INBOX" in remote, "RLIST lacks INBOX")
+        for name, flags in RLIST_L4R.items():
+            expect_eq(remote.get(name), flags,
+                      'flags of %s in RLIST "" "*"' % name)
+        expect_eq(remote.get(CAFE_WIRE), F("\\HasNoChildren"),
+                  'flags of %s in RLIST "" "*"' % CAFE_WIRE)
+
+
+def test_rlist_local_and_remote_listed_once():
+    e = env()
+    with e.client() as c:
+        r = c.command('RLIST "" "Public/L4M*"')
+        got = listing(r)   # fails on duplicates
+        expect_done(r, "OK List completed.", 'RLIST "" "Public/L4M*"')
+        want_names = {"Public/L4M", "Public/L4M/Both", "Public/L4M/Local",
+                      "Public/L4M/Local/Kid", "Public/L4M/Mine"}
+        expect_eq(set(got), want_names, 'names of RLIST "" "Public/L4M*" '
+                  '(Public/L4M/Ghost names this server: not remote, and it '
+                  'does not exist here)')
+        expect("\\noselect" not in got["Public/L4M/Both"],
+               "Public/L4M/Both exists (here and remotely) but is \\Noselect")
+        expect_eq(got["Public/L4M/Local"], F("\\HasChildren"),
+                  "local Public/L4M/Local with the remote Public/L4M/Local/Kid"
+                  " below it")
+        expect_eq(got["Public/L4M/Local/Kid"], F("\\HasNoChildren"),
+                  "Public/L4M/Local/Kid")
+        expect_eq(got["Public/L4M/Mine"], F("\\HasNoChildren"),
+                  "Public/L4M/Mine (entry names this server)")
+
+
+# --------------------------------------------- plain LIST (section 2)
+def test_list_hides_remote_mailboxes():
+    e = env()
+    with e.client() as c:
+        r = c.command('LIST "" "Public/L4*"')
+        expect_done(r, "OK List completed.", 'LIST "" "Public/L4*"')
+        got = listing(r)
+        expect_eq(sorted(got), ["Public/L4M", "Public/L4M/Local",
+                                "Public/L4M/Mine"],
+                  'LIST "" "Public/L4*": remote mailboxes (and the local '
+                  'Public/L4M/Both, which the directory places on B) must not '
+                  'be listed')
+        r = c.command('LIST "" "*"')
+        got = listing(r)
+        leaked = sorted(n for n in got if n in RLIST_L4R or n == CAFE_WIRE
+                        or n in ("Public/L4M/Both", "Public/L4M/Local/Kid",
+                                 "Public/Sales", "Public/Tree"))
+        expect(not leaked, 'LIST "" "*" shows remote mailboxes: %r' % leaked)
+        r = c.command('LIST "Public/" "L4M/%"')
+        expect_eq(sorted(listing(r)), ["Public/L4M/Local", "Public/L4M/Mine"],
+                  'LIST "Public/" "L4M/%"')
+
+
+def test_list_extended_without_remote_hides_remote():
+    e = env()
+    with e.client() as c:
+        r = c.command('LIST () "" "Public/L4*" RETURN (CHILDREN)')
+        expect_done(r, "OK List completed.", "LIST () ... RETURN (CHILDREN)")
+        expect_eq(sorted(listing(r)), ["Public/L4M", "Public/L4M/Local",
+                                       "Public/L4M/Mine"],
+                  'LIST () "" "Public/L4*" RETURN (CHILDREN)')
+
+
+def test_local_mailbox_placed_elsewhere_later():
+    """A mailbox created on A, then given to B in the directory: a fresh
+    session hides it from LIST and shows it once in RLIST."""
+    e = env()
+    name = "Moved-L4-%d" % int(time.time() * 1000 % 1000000)
+    e.a.create_public_maildir(name)
+    with e.client() as c:
+        expect_eq(sorted(listing(c.command('LIST "" "Public/%s"' % name))),
+                  ["Public/" + name], "LIST before the entry exists")
+    e.ldap.ldapadd(referral_entry(None, "Public/" + name,
+                                  ["10 127.0.0.1:%d" % e.port_b])[1])
+    with e.client() as c:
+        r = c.command('LIST "" "Public/%s"' % name)
+        expect_ok(r, "LIST after the entry was added")
+        expect_eq(listing(r), {}, "LIST of a local mailbox the directory "
+                  "places on B (fresh session)")
+        r = c.command('RLIST "" "Public/%s"' % name)
+        expect_done(r, "OK List completed.", "RLIST")
+        got = listing(r)
+        expect_eq(sorted(got), ["Public/" + name], "RLIST of it")
+        expect("\\noselect" not in got["Public/" + name],
+               "it exists: not \\Noselect (%r)" % r.untagged)
+
+
+# ---------------------------------------------- LIST (REMOTE) (section 3)
+LIST_REMOTE_L4 = {
+    "Public/L4R": F("\\NonExistent"),
+    "Public/L4R/Deep": F("\\NonExistent"),
+    "Public/L4R/Deep/Leaf": F("\\Remote"),
+    "Public/L4R/Leaf": F("\\Remote"),
+    "Public/L4R/Parent": F("\\Remote"),
+    "Public/L4R/Parent/Kid": F("\\Remote"),
+    "Public/L4R/Tree": F("\\Remote"),
+    CAFE_WIRE: F("\\Remote"),
+    "Public/L4M": F("\\NonExistent"),
+    "Public/L4M/Both": F("\\Remote"),
+    "Public/L4M/Local": F(),
+    "Public/L4M/Local/Kid": F("\\Remote"),
+    "Public/L4M/Mine": F(),
+}
+
+LIST_REMOTE_CHILDREN_L4 = {
+    "Public/L4R": F("\\NonExistent", "\\HasChildren"),
+    "Public/L4R/Deep": F("\\NonExistent", "\\HasChildren"),
+    "Public/L4R/Deep/Leaf": F("\\Remote", "\\HasNoChildren"),
+    "Public/L4R/Leaf": F("\\Remote", "\\HasNoChildren"),
+    "Public/L4R/Parent": F("\\Remote", "\\HasChildren"),
+    "Public/L4R/Parent/Kid": F("\\Remote", "\\HasNoChildren"),
+    "Public/L4R/Tree": F("\\Remote"),
+    CAFE_WIRE: F("\\Remote", "\\HasNoChildren"),
+    "Public/L4M": F("\\NonExistent", "\\HasChildren"),
+    "Public/L4M/Both": F("\\Remote", "\\HasNoChildren"),
+    "Public/L4M/Local": F("\\HasChildren"),
+    "Public/L4M/Local/Kid": F("\\Remote", "\\HasNoChildren"),
+    "Public/L4M/Mine": F("\\HasNoChildren"),
+}
+
+
+def test_list_remote():
+    e = env()
+    with e.client() as c:
+        r = c.command('LIST (REMOTE) "" "Public/L4*"')
+        _expect_listing(r, LIST_REMOTE_L4, 'LIST (REMOTE) "" "Public/L4*"')
+        r = c.command('LIST (REMOTE) "" Public/L4R/Leaf')
+        expect_done(r, "OK List completed.", "LIST (REMOTE) Public/L4R/Leaf")
+        expect_eq(r.untagged, ['* LIST (\\Remote) "/" Public/L4R/Leaf'],
+                  "LIST (REMOTE) of one remote mailbox")
+
+
+def test_list_remote_star_contains_rlist_names():
+    e = env()
+    with e.client() as c:
+        rr = c.command('RLIST "" "*"')
+        rx = c.command('LIST (REMOTE) "" "*"')
+        expect_done(rx, "OK List completed.", 'LIST (REMOTE) "" "*"')
+        expect_eq(sorted(listing(rx)), sorted(listing(rr)),
+                  'names of LIST (REMOTE) "" "*" against RLIST "" "*"')
+
+
+def test_list_remote_return_children():
+    e = env()
+    with e.client() as c:
+        r = c.command('LIST (REMOTE) "" "Public/L4*" RETURN (CHILDREN)')
+        _expect_listing(r, LIST_REMOTE_CHILDREN_L4,
+                        'LIST (REMOTE) "" "Public/L4*" RETURN (CHILDREN)')
+
+
+def test_list_remote_return_status():
+    e = env()
+    cmd = ('LIST (REMOTE) "" "Public/L4*" RETURN (CHILDREN SUBSCRIBED '
+           'STATUS (MESSAGES UIDNEXT))')
+    with e.client() as c:
+        r = c.command(cmd)
+        expect_done(r, "OK List completed.", cmd)
+        got = listing(r)
+        expect_eq(set(got), set(LIST_REMOTE_CHILDREN_L4), "names of " + cmd)
+        for name, flags in LIST_REMOTE_CHILDREN_L4.items():
+            expect_eq(got[name] - F("\\Subscribed"), flags,
+                      "flags of %s in %s" % (name, cmd))
+        status = {}
+        for line in r.untagged:
+            if line.startswith("* STATUS "):
+                name, rest = _astring(line[len("* STATUS "):])
+                status[name] = rest.strip()
+        expect_eq(sorted(status), ["Public/L4M/Local", "Public/L4M/Mine"],
+                  "mailboxes with STATUS lines (local selectable only) in "
+                  "%s:\n    %s" % (cmd, _show(r)))
+        for name, items in status.items():
+            expect(re.match(r"^\(MESSAGES \d+ UIDNEXT \d+\)$", items),
+                   "STATUS of %s: %r" % (name, items))
+        # every STATUS line follows its mailbox's LIST line
+        for i, line in enumerate(r.untagged):
+            if line.startswith("* STATUS "):
+                name = _astring(line[len("* STATUS "):])[0]
+                expect(i > 0 and parse_list(r.untagged[i - 1])[3] == name,
+                       "STATUS line not right after its LIST line: %r"
+                       % line)
+        expect_usable(c)
+
+
+def _answers_bad_or_no(commands):
+    """Each command must get a tagged BAD or NO, the session going on;
+    all commands are tried and every failure reported."""
+    e = env()
+    problems = []
+    for cmd in commands:
+        offset = e.a.log_size()
+        with e.client() as c:
+            try:
+                r = c.command(cmd)
+                if r.status not in ("BAD", "NO"):
+                    problems.append("%s: expected BAD or NO, got %r (%d "
+                                    "untagged lines, first %r)" % (
+                                        cmd, r.tagged, len(r.untagged),
+                                        r.untagged[:2]))
+                    continue
+                expect_usable(c, cmd)
+            except ImapDisconnected as ex:
+                settle(0.5)
+                problems.append("%s: the server closed the connection "
+                                "instead of answering (%s); log: %s" % (
+                                    cmd, ex, " | ".join(crash_lines(
+                                        e.a.log_text(offset)))))
+    expect(not problems, "\n  ".join(problems))
+
+
+def test_rlist_with_extended_arguments_answers_bad():
+    """RLIST has LIST's basic syntax only (RFC 2193 section 5: reference
+    and mailbox name): LIST-EXTENDED selection options, a pattern list or
+    RETURN options are a syntax error, never a crash."""
+    _answers_bad_or_no(['RLIST (REMOTE) "" "*"',
+                        'RLIST "" "*" RETURN (CHILDREN)',
+                        'RLIST "" ("*")',
+                        'RLSUB (REMOTE) "" "*"'])
+
+
+def test_rlist_rlsub_missing_arguments_answer_bad():
+    _answers_bad_or_no(["RLIST", 'RLIST ""', "RLSUB", 'RLSUB ""'])
+
+
+# ------------------------------------- directory unavailable (section 5)
+class _Outage:
+    """Own slapd (entries Public/O5/Remote*) and Dovecot (cache TTL 1 s)
+    with the local mailboxes Public/O5/Local and Public/O5/Both."""
+
+    REMOTE = "10 127.0.0.1:10999"   # written into the directory only
+
+    def __init__(self):
+        check_plugin_built()
+        self.ldap = Slapd(config_format="cnconfig")
+        self.home = None
+        self.ldap.start()
+        self.ldap.ldapadd(ou_referrals_ldif())
+        for m in ("Public/O5/Remote", "Public/O5/Both"):
+            self.ldap.ldapadd(referral_entry(None, m, [self.REMOTE])[1])
+        port = free_port()
+        self.home = Dovecot("listout", port=port, plugin_settings=plugin_settings(
+            self.ldap, "127.0.0.1:%d" % port, mailbox_referrals_cache_ttl="1s"))
+        self.home.start()
+        for m in ("O5/Local", "O5/Both"):
+            self.home.create_public_maildir(m)
+        self.before = None
+        self.session = self.client()
+
+    def client(self):
+        c = ImapClient(self.home.port)
+        expect_ok(c.login(USER, PASSWORD), "LOGIN on the outage server")
+        return c
+
+    def cleanup(self):
+        if getattr(self, "session", None) is not None:
+            self.session.close()
+        if self.home is not None:
+            self.home.cleanup()
+        self.ldap.cleanup()
+
+
+_outage = None
+
+
+def _outage_env():
+    global _outage
+    if _outage is None:
+        _outage = _Outage()
+    return _outage
+
+
+def teardown_module():
+    global _outage
+    if _outage is not None:
+        _outage.cleanup()
+        _outage = None
+
+
+def _outage_down():
+    """The session, with the directory stopped and the cache expired."""
+    o = _outage_env()
+    if o.ldap.running():
+        o.ldap.stop()
+        time.sleep(1.5)   # past the 1 s cache TTL
+    return o.session
+
+
+def _expect_local_lines(resp, cmd, kind="LIST",
+                        names=("INBOX", "Public/O5/Local")):
+    got = listing(resp, kind)
+    missing = [n for n in names if n not in got]
+    expect(not missing, "%s with the directory stopped: the local %s not "
+           "among the lines sent (expected all of %r):\n    %s"
+           % (cmd, " and ".join(missing), list(names), _show(resp)))
+
+
+def test_outage_before():
+    o = _outage_env()
+    c = o.session
+    expect_ok(c.command("SUBSCRIBE Public/O5/Local"),
+              "SUBSCRIBE Public/O5/Local")
+    expect_ok(c.command("SUBSCRIBE INBOX"), "SUBSCRIBE INBOX")
+    r = c.command('RLIST "" "*"')
+    expect_done(r, "OK List completed.", "RLIST before the outage")
+    o.before = listing(r)
+    for name in ("INBOX", "Public/O5/Local", "Public/O5/Remote",
+                 "Public/O5/Both", "Public/O5"):
+        expect(name in o.before, "RLIST before the outage lacks %s:\n    %s"
+               % (name, _show(r)))
+
+
+def test_outage_rlist():
+    c = _outage_down()
+    r = c.command('RLIST "" "*"')
+    expect_done(r, UNAVAILABLE, 'RLIST "" "*" with the directory stopped')
+    _expect_local_lines(r, 'RLIST "" "*"')
+    expect_usable(c, "RLIST during the outage")
+
+
+def test_outage_rlsub():
+    c = _outage_down()
+    r = c.command('RLSUB "" "*"')
+    expect_done(r, UNAVAILABLE, 'RLSUB "" "*" with the directory stopped')
+    _expect_local_lines(r, 'RLSUB "" "*"', "LSUB")
+    expect_usable(c, "RLSUB during the outage")
+
+
+def test_outage_list_remote():
+    c = _outage_down()
+    r = c.command('LIST (REMOTE) "" "*"')
+    expect_done(r, UNAVAILABLE, 'LIST (REMOTE) "" "*" with the directory '
+                "stopped")
+    _expect_local_lines(r, 'LIST (REMOTE) "" "*"')
+    expect_usable(c, "LIST (REMOTE) during the outage")
+
+
+def test_outage_plain_list_and_lsub():
+    c = _outage_down()
+    r = c.command('LIST "" "*"')
+    expect_done(r, "OK List completed.", 'LIST "" "*" during the outage')
+    _expect_local_lines(r, 'LIST "" "*"')
+    r = c.command('LSUB "" "*"')
+    expect_done(r, "OK Lsub completed.", 'LSUB "" "*" during the outage')
+    _expect_local_lines(r, 'LSUB "" "*"', "LSUB")
+
+
+def test_outage_restarted_directory():
+    o = _outage_env()
+    c = o.session
+    if not o.ldap.running():
+        o.ldap.start()
+    deadline = time.monotonic() + 15
+    while True:
+        r = c.command('RLIST "" "*"')
+        if r.status == "OK" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    expect_done(r, "OK List completed.", 'RLIST "" "*" after slapd was '
+                "restarted")
+    expect(o.before is not None, "no RLIST from before the outage to compare")
+    expect_eq(listing(r), o.before, "RLIST after the restart against RLIST "
+              "before the outage")
+    expect_usable(c)
+
+
+def test_outage_no_crash():
+    o = _outage_env()
+    bad = [l for l in o.home.log_text().splitlines()
+           if "Fatal:" in l or "Panic:" in l or "killed with signal" in l]
+    expect(not bad, "crashes logged:\n" + "\n".join(bad[:20]))

@@ -1,0 +1,191 @@
+"""RLIST over a directory larger than slapd's size limit (RFC 2696 paged
+searches; slapd's default sizelimit is 500).
+
+This module's own slapd holds 10,000 remote entries Public/S4/mNNNNN and two
+non-root readers with read access to the referrals:
+
+  cn=imap,dc=example,dc=com          limits ... size.prtotal=unlimited
+  cn=imap-limited,dc=example,dc=com  no limits line: paged searches stop at
+                                     the (default, 500) size limit
+
+Dovecot "scale" binds as cn=imap, Dovecot "scalelim" as cn=imap-limited.
+The root DN is not subject to limits at all, so it is used only to load
+the entries.
+"""
+
+import re
+import time
+
+from common import (check_plugin_built, expect, expect_eq, expect_ok,
+                    ou_referrals_ldif, plugin_settings, referral_entry,
+                    settle, Failure, PASSWORD, REFERRALS_BASE, USER)
+from harness.dovecot import Dovecot
+from harness.imap import ImapClient, strip_timing
+from harness.ports import free_port
+from harness.slapd import Slapd
+
+COUNT = 10000
+SIZE_LIMIT = 500            # slapd's default
+PAGE = 500                  # the plugin's page size
+READER = "cn=imap,dc=example,dc=com"
+READER_PW = "imap-reader-pw"
+LIMITED = "cn=imap-limited,dc=example,dc=com"
+LIMITED_PW = "imap-limited-pw"
+REMOTE = "10 127.0.0.1:10999"   # written into the directory, never contacted
+UNAVAILABLE = ("NO [UNAVAILABLE] Referral directory is unavailable, "
+               "try again later")
+
+ldap = None
+home = None
+limited = None
+
+
+def _name(i):
+    return "Public/S4/m%05d" % i
+
+
+def setup_module():
+    global ldap, home, limited
+    check_plugin_built()
+    ldap = Slapd(
+        config_format="cnconfig", nosync=True,
+        access=['to attrs=userPassword by anonymous auth by * none',
+                'to * by dn.exact="%s" read by dn.exact="%s" read by * none'
+                % (READER, LIMITED)],
+        limits=['dn.exact="%s" size.prtotal=unlimited' % READER])
+    ldap.start()
+    ldap.add_reader(READER, READER_PW)
+    ldap.add_reader(LIMITED, LIMITED_PW)
+    ldap.ldapadd(ou_referrals_ldif())
+    ldap.ldapadd("\n".join(referral_entry(None, _name(i), [REMOTE])[1]
+                           for i in range(COUNT)), timeout=300)
+
+    def settings(port, dn, pw):
+        s = plugin_settings(ldap, "127.0.0.1:%d" % port,
+                            mailbox_referrals_ldap_dn=dn,
+                            mailbox_referrals_ldap_dnpass=pw,
+                            mailbox_referrals_ldap_timeout="30s")
+        return s
+
+    port = free_port()
+    home = Dovecot("scale", port=port,
+                   plugin_settings=settings(port, READER, READER_PW))
+    home.start()
+    port = free_port()
+    limited = Dovecot("scalelim", port=port,
+                      plugin_settings=settings(port, LIMITED, LIMITED_PW))
+    limited.start()
+
+
+def teardown_module():
+    for server in (limited, home, ldap):
+        if server is not None:
+            server.cleanup()
+
+
+def _client(server):
+    c = ImapClient(server.port, timeout=120)
+    expect_ok(c.login(USER, PASSWORD), "LOGIN on %s" % server.name)
+    return c
+
+
+def _done_text(resp):
+    """The tagged text, with the "." Dovecot replaces by its timing put
+    back."""
+    text = resp.text
+    return text + "." if text != resp.raw_text else text
+
+
+def test_size_limit_is_real():
+    rc, entries, err = ldap.search_as(
+        READER, READER_PW, base=REFERRALS_BASE,
+        filter="(objectClass=imapMailboxReferral)", attrs=["1.1"])
+    expect_eq((rc, len(entries)), (4, SIZE_LIMIT),
+              "non-paged ldapsearch as %s: (exit status, entries) - 4 is "
+              "sizeLimitExceeded (stderr %r)" % (READER, err.strip()))
+    rc, entries, err = ldap.search_as(
+        READER, READER_PW, base=REFERRALS_BASE,
+        filter="(objectClass=imapMailboxReferral)", attrs=["1.1"],
+        extra_args=["-E", "pr=%d/noprompt" % PAGE])
+    expect_eq((rc, len(entries)), (0, COUNT),
+              "paged ldapsearch as %s (size.prtotal=unlimited): (exit "
+              "status, entries); stderr %r" % (READER, err.strip()))
+    rc, entries, err = ldap.search_as(
+        LIMITED, LIMITED_PW, base=REFERRALS_BASE,
+        filter="(objectClass=imapMailboxReferral)", attrs=["1.1"],
+        extra_args=["-E", "pr=%d/noprompt" % PAGE])
+    expect(rc != 0 and len(entries) < COUNT,
+           "paged ldapsearch as %s (no prtotal grant) got everything "
+           "(status %d, %d entries): the second Dovecot proves nothing"
+           % (LIMITED, rc, len(entries)))
+
+
+def test_rlist_returns_every_entry():
+    settle()
+    before = ldap.count_searches(base_substring=REFERRALS_BASE)
+    with _client(home) as c:
+        t0 = time.monotonic()
+        r = c.command('RLIST "" "Public/S4/*"')
+        elapsed = time.monotonic() - t0
+        settle(0.5)
+        searches = ldap.count_searches(base_substring=REFERRALS_BASE) - before
+        expect_eq(_done_text(r), "OK List completed.",
+                  'RLIST "" "Public/S4/*" tagged response (after %.1fs)'
+                  % elapsed)
+        want = set('* LIST (\\HasNoChildren) "/" %s' % _name(i)
+                   for i in range(COUNT))
+        lines = [l for l in r.untagged if l.startswith("* LIST ")]
+        got = set(lines)
+        expect_eq(len(lines), len(got), "duplicate lines in the RLIST")
+        missing = sorted(want - got)
+        extra = sorted(got - want)
+        expect(not missing and not extra,
+               "RLIST \"\" \"Public/S4/*\": %d of %d expected lines, %d "
+               "missing (first %r), %d unexpected (first %r)"
+               % (len(want & got), COUNT, len(missing), missing[:3],
+                  len(extra), extra[:3]))
+        bound = COUNT // PAGE + 2
+        expect(1 <= searches <= bound,
+               "searches slapd received for one RLIST over %d entries: %d, "
+               "expected between 1 and %d (one per page, never one per "
+               "mailbox)" % (COUNT, searches, bound))
+
+        # the parent, which "Public/S4/*" does not match
+        r = c.command('RLIST "" "Public/S4"')
+        expect_eq((r.untagged, _done_text(r)),
+                  (['* LIST (\\Noselect \\HasChildren) "/" Public/S4'],
+                   "OK List completed."), 'RLIST "" "Public/S4" (the parent)')
+        r = c.command('RLIST "" "Public/%"')
+        expect_eq((r.untagged, _done_text(r)),
+                  (['* LIST (\\Noselect \\HasChildren) "/" Public/S4'],
+                   "OK List completed."), 'RLIST "" "Public/%"')
+        r = c.command('RLIST "" "Public/S4*"')
+        lines = [l for l in r.untagged if l.startswith("* LIST ")]
+        expect_eq((len(lines), len(set(lines)), _done_text(r)),
+                  (COUNT + 1, COUNT + 1, "OK List completed."),
+                  'RLIST "" "Public/S4*": (lines, distinct lines, tagged)')
+
+
+def test_list_hides_all_of_them():
+    with _client(home) as c:
+        r = c.command('LIST "" "Public/*"')
+        expect_eq((r.untagged, _done_text(r)), ([], "OK List completed."),
+                  'LIST "" "Public/*" (all 10,000 are remote)')
+
+
+def test_limited_reader_does_not_pretend():
+    with _client(limited) as c:
+        r = c.command('RLIST "" "Public/S4/*"')
+        lines = [l for l in r.untagged if l.startswith("* LIST ")]
+        expect(r.text.startswith("NO [UNAVAILABLE]"),
+               "RLIST as a reader that slapd cuts at %d entries: expected "
+               "NO [UNAVAILABLE] ... (incomplete listing), got %r after %d "
+               "LIST lines" % (SIZE_LIMIT, r.tagged, len(lines)))
+        expect_eq(r.text, UNAVAILABLE, "the tagged text (timing stripped)")
+        r = c.command("NOOP")
+        expect_ok(r, "NOOP afterwards")
+    text = limited.log_text()
+    expect(re.search(r"size limit exceeded", text, re.I),
+           "the log of the limited Dovecot does not name the cause "
+           "(Size limit exceeded):\n%s" % "\n".join(
+               l for l in text.splitlines() if "Error" in l)[-2000:])

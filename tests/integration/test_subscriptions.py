@@ -1,0 +1,365 @@
+"""SUBSCRIBE / UNSUBSCRIBE of remote mailboxes, RLSUB and
+LIST (REMOTE SUBSCRIBED ...).
+
+By default (mailbox_referrals_subscriptions = home) the home server A keeps
+the subscription: RLSUB and LIST (REMOTE SUBSCRIBED) show it, LSUB and
+LIST (SUBSCRIBED) do not (RFC 2193 section 3). With
+mailbox_referrals_subscriptions = referral (this module's own Dovecot "R",
+on the shared directory) both commands answer the referral of RFC 2193
+section 4.1, local mailboxes still work.
+
+Entries added by setup_module (all on B):
+  Public/L4S/Remote, Public/L4S/Deep/Leaf, Public/L4S/Other (never
+  subscribed), Public/L4S/Gone (subscribed, then unsubscribed),
+  Public/L4SCafe ("Public/L4SCaf\u00e9")
+Local mailboxes: Public/L4S/Local on A and on R.
+"""
+
+import re
+
+from common import (env, expect, expect_eq, expect_ok, expect_tagged,
+                    expect_usable, plugin_settings, referral_entry,
+                    referral_response, Failure, PASSWORD, USER)
+from harness.dovecot import Dovecot
+from harness.imap import ImapClient, strip_timing
+from harness.ports import free_port
+
+CAFE = "Public/L4SCaf\u00e9"
+CAFE_WIRE = "Public/L4SCaf&AOk-"
+REMOTE = ("Public/L4S/Remote", "Public/L4S/Deep/Leaf", "Public/L4S/Other",
+          "Public/L4S/Gone", "Public/L4S/Moved", CAFE)
+
+R = None     # Dovecot with mailbox_referrals_subscriptions = referral
+
+
+def setup_module():
+    e = env()
+    e.a.create_public_maildir("L4S/Local")
+    for mailbox in REMOTE:
+        e.ldap.ldapadd(referral_entry(None, mailbox,
+                                      ["10 127.0.0.1:%d" % e.port_b])[1])
+
+
+def teardown_module():
+    global R
+    if R is not None:
+        R.cleanup()
+        R = None
+
+
+# ------------------------------------------------------------ helpers
+_LIST_RE = re.compile(r'^\* (LIST|LSUB) \(([^)]*)\) (NIL|"(?:\\.|[^"\\])") (.*)$',
+                      re.S)
+
+
+def _astring(text):
+    if text.startswith('"'):
+        out, i = [], 1
+        while text[i] != '"':
+            if text[i] == "\\":
+                i += 1
+            out.append(text[i])
+            i += 1
+        return "".join(out), text[i + 1:]
+    m = re.match(r"\{(\d+)\}\r\n", text)
+    if m:
+        n = int(m.group(1))
+        return text[m.end():m.end() + n], text[m.end() + n:]
+    name, _, rest = text.partition(" ")
+    return name, (" " + rest if rest else "")
+
+
+def F(*flags):
+    return frozenset(f.lower() for f in flags)
+
+
+def listing(resp, kind="LIST", extended=False):
+    """{name: flags} (or {name: (flags, extended data)}) of the LIST/LSUB
+    lines; a name listed twice fails."""
+    out = {}
+    for line in resp.untagged:
+        if not line.startswith("* %s " % kind):
+            continue
+        m = _LIST_RE.match(line)
+        expect(m, "malformed %s line: %r" % (kind, line))
+        name, rest = _astring(m.group(4))
+        expect(name not in out, "%s listed twice: %r" % (name, resp.untagged))
+        flags = F(*m.group(2).split())
+        out[name] = (flags, rest.strip()) if extended else flags
+    return out
+
+
+def expect_done(resp, want, what):
+    """want is the tagged text; Dovecot 2.3 replaces its final "." by
+    " (timing secs).", so that "." is not compared when timing is there."""
+    if strip_timing(resp.raw_text) != resp.raw_text and want.endswith("."):
+        want = want[:-1]
+    expect_tagged(resp, want, what)
+
+
+def _show(resp):
+    return "\n    ".join(resp.untagged + [resp.tagged])
+
+
+def _expect_listing(resp, want, what, kind="LIST"):
+    expect_done(resp, "OK %s completed." % ("Lsub" if kind == "LSUB"
+                                            else "List"), what)
+    got = listing(resp, kind)
+    expect(got == want, "%s:\n  expected: %r\n  got:      %r\n  response:"
+           "\n    %s" % (what, {k: sorted(v) for k, v in want.items()},
+                         {k: sorted(v) for k, v in got.items()},
+                         _show(resp)))
+
+
+# --------------------------------------------- home (default) behaviour
+def test_subscribe_remote_is_recorded_at_home():
+    e = env()
+    with e.client() as c:
+        for name in ("Public/L4S/Remote", "Public/L4S/Deep/Leaf",
+                     "Public/L4S/Local", "Public/L4S/Gone"):
+            r = c.command("SUBSCRIBE " + name)
+            expect_done(r, "OK Subscribe completed.", "SUBSCRIBE " + name)
+        r = c.command("SUBSCRIBE " + CAFE_WIRE)
+        expect_done(r, "OK Subscribe completed.", "SUBSCRIBE " + CAFE_WIRE)
+        expect_usable(c)
+
+
+def test_rlsub_shows_remote_subscriptions():
+    e = env()
+    with e.client() as c:   # a new session: read back from the home server
+        r = c.command('RLSUB "" "Public/L4S*"')
+        _expect_listing(r, {
+            "Public/L4S/Remote": F(),
+            "Public/L4S/Deep/Leaf": F(),
+            "Public/L4S/Local": F(),
+            "Public/L4S/Gone": F(),
+            CAFE_WIRE: F(),
+        }, 'RLSUB "" "Public/L4S*"', "LSUB")
+        r = c.command('RLSUB "" "*"')
+        expect_done(r, "OK Lsub completed.", 'RLSUB "" "*"')
+        got = listing(r, "LSUB")
+        for name in ("Public/L4S/Remote", CAFE_WIRE, "Public/L4S/Local"):
+            expect(name in got, 'RLSUB "" "*" lacks %s:\n    %s'
+                   % (name, _show(r)))
+
+
+def test_rlsub_percent_shows_noselect_parent():
+    e = env()
+    with e.client() as c:
+        r = c.command('RLSUB "" "Public/L4S/%"')
+        _expect_listing(r, {
+            "Public/L4S/Remote": F(),
+            "Public/L4S/Local": F(),
+            "Public/L4S/Gone": F(),
+            # RFC 3501 6.3.9: a parent of a subscribed mailbox, not
+            # subscribed itself
+            "Public/L4S/Deep": F("\\Noselect"),
+        }, 'RLSUB "" "Public/L4S/%"', "LSUB")
+        r = c.command('RLSUB "Public/L4S/" "%"')
+        r2 = c.command('RLSUB "" "Public/L4S/%"')
+        expect_eq(sorted(r.untagged), sorted(r2.untagged),
+                  'RLSUB "Public/L4S/" "%" against RLSUB "" "Public/L4S/%"')
+
+
+def test_lsub_does_not_show_remote():
+    e = env()
+    with e.client() as c:
+        r = c.command('LSUB "" "Public/L4S*"')
+        _expect_listing(r, {"Public/L4S/Local": F()},
+                        'LSUB "" "Public/L4S*"', "LSUB")
+        r = c.command('LSUB "" "*"')
+        got = listing(r, "LSUB")
+        leaked = [n for n in got if n.startswith("Public/L4S/") and
+                  n != "Public/L4S/Local" or n == CAFE_WIRE]
+        expect(not leaked, 'LSUB "" "*" shows remote mailboxes: %r' % leaked)
+
+
+def test_list_remote_subscribed():
+    e = env()
+    with e.client() as c:
+        r = c.command('LIST (REMOTE SUBSCRIBED) "" "Public/L4S*"')
+        _expect_listing(r, {
+            "Public/L4S/Remote": F("\\Subscribed", "\\Remote"),
+            "Public/L4S/Deep/Leaf": F("\\Subscribed", "\\Remote"),
+            "Public/L4S/Gone": F("\\Subscribed", "\\Remote"),
+            CAFE_WIRE: F("\\Subscribed", "\\Remote"),
+            "Public/L4S/Local": F("\\Subscribed"),
+        }, 'LIST (REMOTE SUBSCRIBED) "" "Public/L4S*"')
+        r = c.command('LIST (REMOTE SUBSCRIBED) "" "*"')
+        expect_done(r, "OK List completed.", 'LIST (REMOTE SUBSCRIBED) "" "*"')
+        got = listing(r)
+        expect_eq(got.get("Public/L4S/Remote"), F("\\Subscribed", "\\Remote"),
+                  'Public/L4S/Remote in LIST (REMOTE SUBSCRIBED) "" "*"')
+        expect("Public/L4S/Other" not in got,
+               "LIST (REMOTE SUBSCRIBED) lists the unsubscribed "
+               "Public/L4S/Other")
+
+
+def test_list_subscribed_without_remote_hides_remote():
+    e = env()
+    with e.client() as c:
+        r = c.command('LIST (SUBSCRIBED) "" "Public/L4S*"')
+        _expect_listing(r, {"Public/L4S/Local": F("\\Subscribed")},
+                        'LIST (SUBSCRIBED) "" "Public/L4S*"')
+
+
+def test_list_remote_subscribed_recursivematch():
+    e = env()
+    cmd = 'LIST (REMOTE SUBSCRIBED RECURSIVEMATCH) "" "Public/L4S/%"'
+    with e.client() as c:
+        r = c.command(cmd)
+        expect_done(r, "OK List completed.", cmd)
+        got = listing(r, extended=True)
+        expect_eq(sorted(got), ["Public/L4S/Deep", "Public/L4S/Gone",
+                                "Public/L4S/Local", "Public/L4S/Remote"],
+                  "names of " + cmd)
+        expect_eq(got["Public/L4S/Remote"],
+                  (F("\\Subscribed", "\\Remote"), ""), "Public/L4S/Remote")
+        expect_eq(got["Public/L4S/Local"], (F("\\Subscribed"), ""),
+                  "Public/L4S/Local")
+        flags, ext = got["Public/L4S/Deep"]
+        expect("\\subscribed" not in flags,
+               "Public/L4S/Deep is not subscribed: %r" % (flags,))
+        expect(re.match(r'^\("?CHILDINFO"? \("SUBSCRIBED"\)\)$', ext, re.I),
+               'Public/L4S/Deep: expected ("CHILDINFO" ("SUBSCRIBED")) '
+               "(RFC 5258 section 3.5), got %r in:\n    %s"
+               % (ext, _show(r)))
+
+
+def test_list_remote_return_subscribed():
+    e = env()
+    cmd = 'LIST (REMOTE) "" "Public/L4S/*" RETURN (SUBSCRIBED)'
+    with e.client() as c:
+        r = c.command(cmd)
+        _expect_listing(r, {
+            "Public/L4S/Remote": F("\\Subscribed", "\\Remote"),
+            "Public/L4S/Deep": F("\\NonExistent"),
+            "Public/L4S/Deep/Leaf": F("\\Subscribed", "\\Remote"),
+            "Public/L4S/Gone": F("\\Subscribed", "\\Remote"),
+            "Public/L4S/Other": F("\\Remote"),
+            "Public/L4S/Moved": F("\\Remote"),
+            "Public/L4S/Local": F("\\Subscribed"),
+        }, cmd)
+
+
+def test_list_remote_subscribed_return_children_status():
+    e = env()
+    cmd = ('LIST (REMOTE SUBSCRIBED) "" "Public/L4S/*" RETURN (CHILDREN '
+           'STATUS (MESSAGES UIDNEXT))')
+    with e.client() as c:
+        r = c.command(cmd)
+        expect_done(r, "OK List completed.", cmd)
+        got = listing(r)
+        expect_eq(sorted(got), ["Public/L4S/Deep/Leaf", "Public/L4S/Gone",
+                                "Public/L4S/Local", "Public/L4S/Remote"],
+                  "names of " + cmd)
+        status = [l for l in r.untagged if l.startswith("* STATUS ")]
+        expect_eq([_astring(l[len("* STATUS "):])[0] for l in status],
+                  ["Public/L4S/Local"], "STATUS lines of " + cmd)
+
+
+def test_unsubscribe_remote():
+    e = env()
+    with e.client() as c:
+        r = c.command("UNSUBSCRIBE Public/L4S/Gone")
+        expect_done(r, "OK Unsubscribe completed.", "UNSUBSCRIBE Public/L4S/Gone")
+    with e.client() as c:
+        for cmd, kind in (('RLSUB "" "Public/L4S/*"', "LSUB"),
+                          ('LIST (REMOTE SUBSCRIBED) "" "Public/L4S/*"',
+                           "LIST")):
+            r = c.command(cmd)
+            expect_ok(r, cmd)
+            got = listing(r, kind)
+            expect("Public/L4S/Gone" not in got,
+                   "%s after UNSUBSCRIBE still shows Public/L4S/Gone:\n    %s"
+                   % (cmd, _show(r)))
+            expect("Public/L4S/Remote" in got, "%s lost Public/L4S/Remote"
+                   % cmd)
+
+
+# ------------------------------------------------ referral behaviour
+def _r_server():
+    """Dovecot R on the shared directory: first in the default (home)
+    mode, so that a remote subscription can be recorded, then restarted
+    with mailbox_referrals_subscriptions = referral."""
+    global R
+    if R is None:
+        e = env()
+        port = free_port()
+        d = Dovecot("subsref", port=port, plugin_settings=plugin_settings(
+            e.ldap, "127.0.0.1:%d" % port))
+        try:
+            d.start()
+            d.create_public_maildir("L4S/Local")
+            with ImapClient(d.port) as c:
+                expect_ok(c.login(USER, PASSWORD), "LOGIN on R")
+                r = c.command("SUBSCRIBE Public/L4S/Moved")
+                expect_done(r, "OK Subscribe completed.",
+                            "SUBSCRIBE Public/L4S/Moved on R in home mode")
+                expect_ok(c.command("SUBSCRIBE Public/L4S/Local"),
+                          "SUBSCRIBE Public/L4S/Local on R")
+            d.stop()
+            d.plugin_settings["mailbox_referrals_subscriptions"] = "referral"
+            d.start()
+        except Exception:
+            d.cleanup()
+            raise
+        R = d
+    return R
+
+
+def _r_client():
+    c = ImapClient(_r_server().port)
+    expect_ok(c.login(USER, PASSWORD), "LOGIN on R")
+    return c
+
+
+def test_referral_mode_subscribe_remote_refers():
+    e = env()
+    with _r_client() as c:
+        for name, wire in (("Public/L4S/Remote", "Public/L4S/Remote"),
+                           ("Public/L4S/Other", "Public/L4S/Other"),
+                           (CAFE, CAFE_WIRE)):
+            r = c.command("SUBSCRIBE " + wire)
+            expect_done(r, referral_response([e.B], name),
+                        "SUBSCRIBE %s with subscriptions = referral" % wire)
+        expect_usable(c)
+        r = c.command('RLSUB "" "Public/L4S/*"')
+        expect_ok(r, "RLSUB on R")
+        got = listing(r, "LSUB")
+        expect("Public/L4S/Remote" not in got,
+               "a referred SUBSCRIBE was recorded anyway:\n    %s" % _show(r))
+
+
+def test_referral_mode_unsubscribe_remote_refers():
+    e = env()
+    with _r_client() as c:
+        r = c.command("UNSUBSCRIBE Public/L4S/Moved")
+        expect_done(r, referral_response([e.B], "Public/L4S/Moved"),
+                    "UNSUBSCRIBE of a subscribed remote mailbox with "
+                    "subscriptions = referral")
+
+
+def test_referral_mode_local_still_works():
+    with _r_client() as c:
+        r = c.command("UNSUBSCRIBE Public/L4S/Local")
+        expect_done(r, "OK Unsubscribe completed.",
+                    "UNSUBSCRIBE Public/L4S/Local on R")
+        r = c.command("SUBSCRIBE Public/L4S/Local")
+        expect_done(r, "OK Subscribe completed.",
+                    "SUBSCRIBE Public/L4S/Local on R")
+        r = c.command("SUBSCRIBE INBOX")
+        expect_done(r, "OK Subscribe completed.", "SUBSCRIBE INBOX on R")
+        r = c.command('LSUB "" "*"')
+        got = listing(r, "LSUB")
+        for name in ("INBOX", "Public/L4S/Local"):
+            expect(name in got, "LSUB on R lacks %s:\n    %s"
+                   % (name, _show(r)))
+
+
+def test_referral_mode_no_crash():
+    if R is None:
+        raise Failure("R was never started")
+    bad = [l for l in R.log_text().splitlines()
+           if "Fatal:" in l or "Panic:" in l or "killed with signal" in l]
+    expect(not bad, "crashes logged on R:\n" + "\n".join(bad[:20]))
