@@ -164,6 +164,8 @@ def transcript():
         c.command("LOGIN %s %s" % (USER, PASSWORD))
         r = c.command("SELECT Public/Sales")
         c.command('SELECT "Public/Archive 2025"')
+        c.command('LIST "" "Public/*"')
+        c.command('RLIST "" "Public/*"')
         c.logout()
     out = ["--- IMAP session with the home server, 127.0.0.1:%d ---" % HOME_PORT]
     out += lines
@@ -209,7 +211,9 @@ Try it yourself:
     a1 LOGIN alice secret
     a2 SELECT Public/Sales
     a3 SELECT Public/Projects/2026
-    a4 LOGOUT
+    a4 RLIST "" "*"
+    a5 LIST (REMOTE) "" "*"
+    a6 LOGOUT
   or point any IMAP client at 127.0.0.1 port {home} (no TLS), user alice,
   password secret, and open a folder under Public/.
   ldapsearch -x -H ldap://127.0.0.1:{ldap} -b ou=referrals,{suffix}
