@@ -11,6 +11,8 @@ struct referral_cache_record {
 	const char *name;
 	time_t expires;
 	ARRAY_TYPE(referral_entry) entries;
+	/* for a namespace's listing: the entries indexed by name */
+	struct referral_index *index;
 };
 
 /* A per-session cache of directory answers. ttl_secs 0 disables caching;

@@ -6,6 +6,7 @@
 #include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-cache.h"
+#include "referral-index.h"
 #include "referral-lookup.h"
 #include "referral-plugin.h"
 
@@ -140,25 +141,78 @@ referral_lookup_directory(struct referral_user *ruser, const char *vname,
 	return record;
 }
 
-int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
-		    struct referral_target *target_r, const char **error_r)
+bool referral_entry_is_local(struct referral_user *ruser,
+			     const struct referral_entry *entry)
 {
-	const struct referral_cache_record *record;
-	const struct referral_entry *entry;
 	const struct referral_server *server;
 
-	i_zero(target_r);
+	array_foreach(&entry->servers, server) {
+		if (referral_server_is_self(ruser, server))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static bool referral_entry_is_local_cb(const struct referral_entry *entry,
+				       void *context)
+{
+	return referral_entry_is_local(context, entry);
+}
+
+struct referral_index *
+referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
+			    const ARRAY_TYPE(referral_entry) *entries,
+			    char sep, const char *ns_prefix)
+{
+	return referral_index_build(pool, entries, sep, ns_prefix,
+				    referral_entry_is_local_cb, ruser);
+}
+
+/* Returns the entry covering vname (NULL if none), from the caches or the
+   directory; -1 with error_r if the directory could not be asked. The
+   entry is valid until the caches change. */
+static int
+referral_lookup_entry(struct referral_user *ruser, const char *ns_prefix,
+		      const char *vname, char sep,
+		      const struct referral_entry **entry_r,
+		      const char **error_r)
+{
+	const struct referral_cache_record *record;
+	bool local;
+
 	record = referral_cache_lookup(ruser->cache, vname);
 	if (record == NULL) {
+		/* a fresh listing of the namespace knows every name in it:
+		   after a LIST, opening its mailboxes costs no queries */
+		record = referral_cache_lookup(ruser->list_cache, ns_prefix);
+		if (record != NULL && record->index != NULL) {
+			*entry_r = referral_index_find_covering(record->index,
+								vname, &local);
+			return 0;
+		}
 		record = referral_lookup_directory(ruser, vname, sep, error_r);
 		if (record == NULL)
 			return -1;
 	}
+	*entry_r = referral_entries_find_covering(&record->entries, vname, sep);
+	return 0;
+}
 
-	entry = referral_entries_find_covering(&record->entries, vname, sep);
+int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
+		    const char *vname, char sep,
+		    struct referral_target *target_r, const char **error_r)
+{
+	const struct referral_entry *entry;
+	const struct referral_server *server;
+	struct referral_server *copy;
+
+	i_zero(target_r);
+	if (referral_lookup_entry(ruser, ns_prefix, vname, sep,
+				  &entry, error_r) < 0)
+		return -1;
 	if (entry == NULL)
 		return 0;
-	target_r->entry = entry;
+	target_r->own_entry = strcmp(entry->mailbox, vname) == 0;
 	if (entry->error != NULL) {
 		*error_r = REFERRAL_UNUSABLE_ENTRY_ERROR;
 		return -1;
@@ -166,14 +220,18 @@ int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
 	/* RFC 2193 section 3: never refer a client to ourselves. A server
 	   holding the mailbox (or a replica) serves it, whatever its
 	   preference. */
-	array_foreach(&entry->servers, server) {
-		if (referral_server_is_self(ruser, server))
-			return 0;
-	}
+	if (referral_entry_is_local(ruser, entry))
+		return 0;
 
-	target_r->remote_name = referral_entry_remote_name(entry, vname);
+	/* the target outlives the cache record (a second lookup may empty
+	   the cache): copy what it needs into the data stack */
+	target_r->remote_name = t_strdup(referral_entry_remote_name(entry, vname));
 	t_array_init(&target_r->servers, array_count(&entry->servers));
-	array_append_array(&target_r->servers, &entry->servers);
+	array_foreach(&entry->servers, server) {
+		copy = array_append_space(&target_r->servers);
+		*copy = *server;
+		copy->addr.host.name = t_strdup(server->addr.host.name);
+	}
 	referral_servers_sort(&target_r->servers, ruser->shuffle_seed);
 	return 1;
 }

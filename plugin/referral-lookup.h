@@ -9,11 +9,11 @@ struct referral_user;
    size of the directory query whatever name a client sends. */
 #define REFERRAL_MAX_ANCESTORS 32
 
-/* Where a mailbox lives. */
+/* Where a mailbox lives. Everything in it is in the data stack. */
 struct referral_target {
-	/* The entry covering the mailbox, or NULL if there is none. Set
-	   also when this server is among its servers. */
-	const struct referral_entry *entry;
+	/* The mailbox has a directory entry of its own (not only a subtree
+	   entry above it); set also when this server is among its servers. */
+	bool own_entry;
 	/* The mailbox's name on the remote servers. */
 	const char *remote_name;
 	/* The servers, in the order clients should try them. */
@@ -44,12 +44,25 @@ referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
 const char *referral_entry_remote_name(const struct referral_entry *entry,
 				       const char *vname);
 
-/* Where does the mailbox vname (with hierarchy separator sep) live? Returns 1 and fills
+/* Returns TRUE if this server is among entry's servers. */
+bool referral_entry_is_local(struct referral_user *ruser,
+			     const struct referral_entry *entry);
+
+/* Index the entries of the namespace with prefix ns_prefix (for a cached
+   listing), deciding which are local for ruser. */
+struct referral_index *
+referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
+			    const ARRAY_TYPE(referral_entry) *entries,
+			    char sep, const char *ns_prefix);
+
+/* Where does the mailbox vname of the namespace with prefix ns_prefix (and
+   hierarchy separator sep) live? Returns 1 and fills
    target_r (data stack) when on other servers, 0 when this server serves
    it (no entry, or this server is among the entry's servers), -1 with
    error_r (text for the client) when it can't be told: the directory is
    unavailable or the entry covering it is unusable. */
-int referral_lookup(struct referral_user *ruser, const char *vname, char sep,
+int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
+		    const char *vname, char sep,
 		    struct referral_target *target_r, const char **error_r);
 
 /* Returns TRUE if server is this server: listed in mailbox_referrals_self,

@@ -14,13 +14,13 @@
 
 #include "lib.h"
 #include "array.h"
-#include "hash.h"
 #include "str-sanitize.h"
 #include "imap-match.h"
 #include "mail-namespace.h"
 #include "mailbox-tree.h"
 #include "referral-directory.h"
 #include "referral-cache.h"
+#include "referral-index.h"
 #include "referral-lookup.h"
 #include "referral-mailbox-list.h"
 #include "referral-plugin.h"
@@ -28,37 +28,21 @@
 #define REFERRAL_LIST_ITERATE_CONTEXT(obj) \
 	MODULE_CONTEXT_REQUIRE(obj, referral_mailbox_list_module)
 
-/* A name the remote pass may list: a directory entry's mailbox, or a
-   parent of one. */
-struct referral_list_name {
-	const char *vname;
-	/* The entry for the name itself; NULL for a parent that has no
-	   entry of its own. */
-	const struct referral_entry *entry;
-	/* The subtree entry of this name, for the names below it. */
-	const struct referral_entry *subtree_entry;
-	/* this server is among the entry's servers */
-	bool local;
-	/* another listed name is below this one */
-	bool children;
-	/* already returned (by the local pass) */
-	bool listed;
-};
-
 struct referral_mailbox_list_iterate_context {
 	union mailbox_list_iterate_module_context module_ctx;
 
 	struct referral_user *ruser;
-	char sep;
 	bool remote_mode;
 	/* the directory could not be listed */
 	bool failed;
 	const char *error;
 
-	/* the cache record whose entries names point to (referenced) */
+	/* The cached listing (referenced: the cache may replace it while
+	   this iteration runs) and its index. */
 	pool_t record_pool;
-	HASH_TABLE(const char *, struct referral_list_name *) names;
-	ARRAY(struct referral_list_name *) sorted_names;
+	struct referral_index *index;
+	/* per index name: already returned by the local pass */
+	bool *listed;
 	unsigned int next_idx;
 	bool local_done;
 
@@ -88,7 +72,7 @@ referral_list_get_entries(struct referral_user *ruser,
 	ARRAY_TYPE(const_string) warnings;
 	const struct referral_directory_entry *raw;
 	struct referral_cache_record *record;
-	const char *const *warning;
+	const char *const *warning, *root;
 	pool_t pool;
 
 	record = (struct referral_cache_record *)
@@ -103,9 +87,16 @@ referral_list_get_entries(struct referral_user *ruser,
 		return NULL;
 	}
 
+	/* the namespace root too ("Public" for "Public/"): a subtree entry
+	   there covers the whole namespace, as in single lookups */
+	root = ns->prefix;
+	if (ns->prefix_len > 0 &&
+	    ns->prefix[ns->prefix_len-1] == mail_namespace_get_sep(ns))
+		root = t_strndup(ns->prefix, ns->prefix_len - 1);
+
 	pool = pool_alloconly_create("referral list", 16384);
 	p_array_init(&raw_entries, pool, 64);
-	if (referral_directory_list(ruser->dir, ns->prefix, pool,
+	if (referral_directory_list(ruser->dir, root, pool,
 				    &raw_entries, error_r) < 0) {
 		pool_unref(&pool);
 		return NULL;
@@ -115,138 +106,28 @@ referral_list_get_entries(struct referral_user *ruser,
 	array_foreach(&raw_entries, raw) {
 		struct referral_entry *entry;
 
-		/* the name reaches the IMAP protocol: only valid names of
-		   this namespace */
-		if (!referral_mailbox_name_is_safe(raw->mailbox) ||
-		    mail_namespace_find(ns->user->namespaces,
-					raw->mailbox) != ns) {
+		/* the name reaches the IMAP protocol: only valid names */
+		if (!referral_mailbox_name_is_safe(raw->mailbox)) {
 			const char *msg = t_strdup_printf(
 				"Directory entry \"%s\": imapReferralMailbox "
-				"is not a valid name in namespace '%s' - "
-				"not listed", str_sanitize(raw->dn, 256),
-				ns->prefix);
+				"is not UTF-8 or has control characters - "
+				"ignored", str_sanitize(raw->dn, 256));
 			array_push_back(&warnings, &msg);
 			continue;
 		}
+		/* e.g. "PublicArchive/x" of another namespace */
+		if (mail_namespace_find(ns->user->namespaces,
+					raw->mailbox) != ns)
+			continue;
 		entry = array_append_space(&record->entries);
 		referral_entry_parse(record->pool, raw, entry, &warnings);
 	}
 	array_foreach(&warnings, warning)
 		e_warning(ruser->event, "%s", *warning);
+	record->index = referral_lookup_index_build(ruser, record->pool,
+		&record->entries, mail_namespace_get_sep(ns), ns->prefix);
 	pool_unref(&pool);
 	return record;
-}
-
-static bool
-referral_entry_is_local(struct referral_user *ruser,
-			const struct referral_entry *entry)
-{
-	const struct referral_server *server;
-
-	array_foreach(&entry->servers, server) {
-		if (referral_server_is_self(ruser, server))
-			return TRUE;
-	}
-	return FALSE;
-}
-
-static struct referral_list_name *
-referral_list_name_add(struct mailbox_list_iterate_context *_ctx,
-		       const char *vname)
-{
-	struct referral_mailbox_list_iterate_context *ctx =
-		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	struct referral_list_name *name;
-
-	name = hash_table_lookup(ctx->names, vname);
-	if (name == NULL) {
-		name = p_new(_ctx->pool, struct referral_list_name, 1);
-		name->vname = p_strdup(_ctx->pool, vname);
-		hash_table_insert(ctx->names, name->vname, name);
-		array_push_back(&ctx->sorted_names, &name);
-	}
-	return name;
-}
-
-static int
-referral_list_name_cmp(struct referral_list_name *const *n1,
-		       struct referral_list_name *const *n2)
-{
-	return strcmp((*n1)->vname, (*n2)->vname);
-}
-
-static void
-referral_list_build_names(struct mailbox_list_iterate_context *_ctx,
-			  const struct referral_cache_record *record)
-{
-	struct referral_mailbox_list_iterate_context *ctx =
-		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	struct mail_namespace *ns = _ctx->list->ns;
-	const struct referral_entry *entry;
-	struct referral_list_name *name, *parent;
-	const char *const *ancestors;
-	unsigned int i, count;
-
-	/* the same precedence as single lookups (referral-lookup.c) */
-	array_foreach(&record->entries, entry) {
-		name = referral_list_name_add(_ctx, entry->mailbox);
-		if (name->entry == NULL ||
-		    referral_entry_precedes(entry, name->entry))
-			name->entry = entry;
-		if (entry->subtree &&
-		    (name->subtree_entry == NULL ||
-		     referral_entry_precedes(entry, name->subtree_entry)))
-			name->subtree_entry = entry;
-	}
-
-	count = array_count(&ctx->sorted_names);
-	for (i = 0; i < count; i++) {
-		name = array_idx_elem(&ctx->sorted_names, i);
-		name->local = referral_entry_is_local(ctx->ruser, name->entry);
-		if (name->local)
-			continue;
-		/* parents below the namespace root, so that clients can
-		   walk down to the remote mailbox */
-		ancestors = referral_name_ancestors(name->vname, ctx->sep);
-		for (; *ancestors != NULL; ancestors++) {
-			if (strlen(*ancestors) <= ns->prefix_len)
-				continue;
-			parent = referral_list_name_add(_ctx, *ancestors);
-			parent->children = TRUE;
-		}
-	}
-	array_sort(&ctx->sorted_names, referral_list_name_cmp);
-}
-
-/* Returns the entry covering vname (its own, or the deepest subtree entry
-   above it) and whether this server is among its servers, or NULL. */
-static const struct referral_entry *
-referral_list_find_covering(struct referral_mailbox_list_iterate_context *ctx,
-			    const char *vname, bool *local_r)
-{
-	const struct referral_list_name *name;
-	char *parent, *p;
-
-	if (hash_table_count(ctx->names) == 0)
-		return NULL;
-	name = hash_table_lookup(ctx->names, vname);
-	if (name != NULL && name->entry != NULL) {
-		*local_r = name->local;
-		return name->entry;
-	}
-	/* this runs for every listed mailbox: walk up the hierarchy by
-	   cutting one copy of the name, deepest parent first */
-	parent = t_strdup_noconst(vname);
-	while ((p = strrchr(parent, ctx->sep)) != NULL) {
-		*p = '\0';
-		name = hash_table_lookup(ctx->names, (const char *)parent);
-		if (name != NULL && name->subtree_entry != NULL) {
-			*local_r = referral_entry_is_local(ctx->ruser,
-							   name->subtree_entry);
-			return name->subtree_entry;
-		}
-	}
-	return NULL;
 }
 
 static struct mailbox_list_iterate_context *
@@ -262,13 +143,12 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	const struct referral_cache_record *record;
 	const char *error;
 
+	unsigned int count;
+
 	_ctx = rlist->module_ctx.super.iter_init(list, patterns, flags);
 	ctx = p_new(_ctx->pool, struct referral_mailbox_list_iterate_context, 1);
 	ctx->ruser = ruser;
-	ctx->sep = mail_namespace_get_sep(list->ns);
 	ctx->remote_mode = (flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0;
-	hash_table_create(&ctx->names, _ctx->pool, 0, str_hash, strcmp);
-	p_array_init(&ctx->sorted_names, _ctx->pool, 16);
 	MODULE_CONTEXT_SET(_ctx, referral_mailbox_list_module, ctx);
 
 	T_BEGIN {
@@ -280,11 +160,11 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 			ctx->failed = TRUE;
 			ctx->error = p_strdup(_ctx->pool, error);
 		} else {
-			/* the names point into the record: keep it alive
-			   even if the cache replaces it meanwhile */
 			ctx->record_pool = record->pool;
 			pool_ref(ctx->record_pool);
-			referral_list_build_names(_ctx, record);
+			ctx->index = record->index;
+			(void)referral_index_get_names(ctx->index, &count);
+			ctx->listed = p_new(_ctx->pool, bool, count + 1);
 		}
 	} T_END;
 	return _ctx;
@@ -298,17 +178,17 @@ referral_list_local_info(struct mailbox_list_iterate_context *_ctx,
 {
 	struct referral_mailbox_list_iterate_context *ctx =
 		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	struct referral_list_name *name;
+	struct referral_index_name *name;
 	bool local, remote;
 
-	remote = referral_list_find_covering(ctx, info->vname, &local) != NULL &&
-		!local;
+	remote = referral_index_find_covering(ctx->index, info->vname,
+					      &local) != NULL && !local;
 	if (!ctx->remote_mode)
 		return remote ? NULL : info;
 
-	name = hash_table_lookup(ctx->names, info->vname);
+	name = referral_index_lookup(ctx->index, info->vname);
 	if (name != NULL)
-		name->listed = TRUE;
+		ctx->listed[name->idx] = TRUE;
 	if (!remote && (name == NULL || !name->children))
 		return info;
 
@@ -345,15 +225,21 @@ referral_list_next_remote(struct mailbox_list_iterate_context *_ctx)
 {
 	struct referral_mailbox_list_iterate_context *ctx =
 		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	struct referral_list_name *const *names, *name;
+	struct referral_index_name *const *names, *name;
+	size_t root_len = _ctx->list->ns->prefix_len;
 	unsigned int count;
 
-	names = array_get(&ctx->sorted_names, &count);
+	names = referral_index_get_names(ctx->index, &count);
 	while (ctx->next_idx < count) {
 		name = names[ctx->next_idx++];
-		if (name->listed || name->local ||
+		if (ctx->listed[name->idx] || name->local ||
 		    imap_match(_ctx->glob, name->vname) != IMAP_MATCH_YES)
 			continue;
+		if (strlen(name->vname) < root_len) {
+			/* an entry for the namespace root itself ("Public"):
+			   lib-storage lists the root */
+			continue;
+		}
 
 		i_zero(&ctx->info);
 		ctx->info.ns = _ctx->list->ns;
@@ -429,7 +315,6 @@ referral_mailbox_list_iter_deinit(struct mailbox_list_iterate_context *_ctx)
 	/* everything of ctx is in _ctx->pool, gone after super.deinit */
 	if (remote_failed)
 		error = p_strdup(ruser->user->pool, ctx->error);
-	hash_table_destroy(&ctx->names);
 	if (ctx->record_pool != NULL)
 		pool_unref(&ctx->record_pool);
 

@@ -37,7 +37,7 @@ referral_mailbox_lookup(struct mailbox *box, struct referral_target *target_r)
 	const char *error;
 	int ret;
 
-	ret = referral_lookup(ruser, box->vname,
+	ret = referral_lookup(ruser, box->list->ns->prefix, box->vname,
 			      mail_namespace_get_sep(box->list->ns),
 			      target_r, &error);
 	if (ret < 0)
@@ -183,8 +183,7 @@ referral_rename_orphans_entries(struct referral_user *ruser,
 	pool_t pool;
 	bool orphans;
 
-	if (old_target->entry != NULL &&
-	    strcmp(old_target->entry->mailbox, src->vname) == 0) {
+	if (old_target->own_entry) {
 		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
 				       REFERRAL_RENAME_PUBLISHED_ERROR);
 		return TRUE;

@@ -11,6 +11,7 @@
 #include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-cache.h"
+#include "referral-index.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
 #include "referral-plugin.h"
@@ -54,6 +55,8 @@ static struct {
 	unsigned int lookups;
 	bool fail;
 } test_dir;
+/* test_dir_lookup() returns every entry (a listing) */
+static bool test_list_all;
 
 static int
 test_dir_lookup(struct referral_directory *dir ATTR_UNUSED,
@@ -70,7 +73,7 @@ test_dir_lookup(struct referral_directory *dir ATTR_UNUSED,
 		return -1;
 	}
 	for (te = test_entries; te->mailbox != NULL; te++) {
-		if (strcmp(te->mailbox, name) != 0 &&
+		if (!test_list_all && strcmp(te->mailbox, name) != 0 &&
 		    !str_array_find(ancestors, te->mailbox))
 			continue;
 		entry = array_append_space(entries);
@@ -123,11 +126,13 @@ static void test_setup(unsigned int cache_ttl)
 	test_ruser.event = test_dir.dir.event;
 	test_ruser.dir = &test_dir.dir;
 	test_ruser.cache = referral_cache_init(cache_ttl, 100);
+	test_ruser.list_cache = referral_cache_init(cache_ttl, 4);
 }
 
 static void test_teardown(void)
 {
 	referral_cache_deinit(&test_ruser.cache);
+	referral_cache_deinit(&test_ruser.list_cache);
 	event_unref(&test_dir.dir.event);
 }
 
@@ -138,7 +143,7 @@ static const char *test_lookup(const char *vname)
 	const char *error;
 	int ret;
 
-	ret = referral_lookup(&test_ruser, vname, '/', &target, &error);
+	ret = referral_lookup(&test_ruser, "Public/", vname, '/', &target, &error);
 	if (ret < 0)
 		return t_strconcat("error: ", error, NULL);
 	if (ret == 0)
@@ -267,6 +272,59 @@ static void test_referral_lookup_cache(void)
 	test_end();
 }
 
+/* Cache the namespace's listing as referral-mailbox-list.c does. */
+static void test_cache_listing(void)
+{
+	ARRAY_TYPE(referral_directory_entry) raw_entries;
+	const struct referral_directory_entry *raw;
+	ARRAY_TYPE(const_string) warnings;
+	struct referral_cache_record *record;
+	const char *error;
+
+	t_array_init(&raw_entries, 16);
+	t_array_init(&warnings, 4);
+	test_assert(test_dir_lookup(&test_dir.dir, "", NULL,
+				    pool_datastack_create(),
+				    &raw_entries, &error) == 0);
+	record = referral_cache_add(test_ruser.list_cache, "Public/");
+	array_foreach(&raw_entries, raw) {
+		referral_entry_parse(record->pool, raw,
+				     array_append_space(&record->entries),
+				     &warnings);
+	}
+	record->index = referral_lookup_index_build(&test_ruser, record->pool,
+		&record->entries, '/', "Public/");
+}
+
+static void test_referral_lookup_from_listing(void)
+{
+	test_begin("referral_lookup: answered from a cached listing");
+	test_setup(60);
+	test_list_all = TRUE;
+	test_cache_listing();
+	test_list_all = FALSE;
+	test_dir.lookups = 0;
+	/* the same answers as from single queries, and no query at all */
+	test_assert(str_begins(test_lookup("Public/Sales"),
+		"[REFERRAL imap://alice;AUTH=*@imap2.example.com/Public/Sales]"));
+	test_assert_strcmp(test_lookup("Public/Sales/Q1"), "local");
+	test_assert_strcmp(test_lookup("Public/Projects/Here"), "local");
+	test_assert(str_begins(test_lookup("Public/Projects/Secret/X"),
+		"[REFERRAL imap://alice;AUTH=*@imap4.example.com:1143/Hidden/X]"));
+	test_assert(str_begins(test_lookup("Public/Dual"),
+		"[REFERRAL imap://alice;AUTH=*@top.example.com/"));
+	test_assert(str_begins(test_lookup("Public/Dual/x"),
+		"[REFERRAL imap://alice;AUTH=*@below.example.com/"));
+	test_assert(str_begins(test_lookup("Public/Twice"),
+		"[REFERRAL imap://alice;AUTH=*@first.example.com/"));
+	test_assert_strcmp(test_lookup("Public/Replica"), "local");
+	test_assert_strcmp(test_lookup("Public/Broken"),
+		"error: Remote mailbox has no usable server in the directory");
+	test_assert(test_dir.lookups == 0);
+	test_teardown();
+	test_end();
+}
+
 static void test_referral_lookup_failure(void)
 {
 	test_begin("referral_lookup: directory failure");
@@ -294,6 +352,7 @@ int main(void)
 		test_referral_lookup_exact_and_subtree,
 		test_referral_lookup_servers,
 		test_referral_lookup_cache,
+		test_referral_lookup_from_listing,
 		test_referral_lookup_failure,
 		NULL
 	};

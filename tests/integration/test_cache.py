@@ -67,3 +67,29 @@ def test_negative_answer_cached():
         delta = _count(e, "LocalOnly") - before
         expect_eq(delta, 1, "searches for Public/LocalOnly on one connection")
         expect_usable(c)
+
+
+def test_listing_answers_later_lookups():
+    """After a listing of the namespace (one paged search), opening its
+    mailboxes costs no further query while the listing is cached."""
+    e = env()
+    e.a.create_public_maildir("AfterList")
+    with e.client() as c:
+        before = _count(e)
+        r = c.command('LIST "" "Public/*"')
+        expect_ok(r, 'LIST "" "Public/*"')
+        listed = _count(e)
+        expect(listed - before >= 1,
+               "LIST did not read the directory (count %d -> %d): the hiding "
+               "of remote mailboxes needs it" % (before, listed))
+        expect_tagged(c.command("SELECT Public/Sales"),
+                      referral_response([e.B], "Public/Sales"),
+                      "SELECT Public/Sales after LIST")
+        expect_tagged(c.command("STATUS Public/Replica (MESSAGES)"),
+                      referral_response([e.C, e.B], "Public/Replica"),
+                      "STATUS Public/Replica after LIST")
+        expect_ok(c.command("SELECT Public/AfterList"),
+                  "SELECT the local Public/AfterList after LIST")
+        expect_eq(_count(e) - listed, 0,
+                  "searches after the listing (new filters: %r)"
+                  % e.ldap.search_filters()[listed:])
