@@ -54,10 +54,10 @@ const char *mailbox_referrals_list_take_error(struct mail_user *user)
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT(user);
 	const char *error;
 
-	if (ruser == NULL)
+	if (ruser == NULL || ruser->list_error == NULL)
 		return NULL;
-	error = ruser->list_error;
-	ruser->list_error = NULL;
+	error = t_strdup(ruser->list_error);
+	i_free(ruser->list_error);
 	return error;
 }
 
@@ -308,25 +308,19 @@ referral_mailbox_list_iter_deinit(struct mailbox_list_iterate_context *_ctx)
 		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
 	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(_ctx->list);
 	struct referral_user *ruser = ctx->ruser;
-	bool remote_failed = ctx->remote_mode && ctx->failed;
-	const char *error = NULL;
-	int ret;
 
-	/* everything of ctx is in _ctx->pool, gone after super.deinit */
-	if (remote_failed)
-		error = p_strdup(ruser->user->pool, ctx->error);
-	if (ctx->record_pool != NULL)
-		pool_unref(&ctx->record_pool);
-
-	ret = rlist->module_ctx.super.iter_deinit(_ctx);
-	if (remote_failed) {
+	if (ctx->remote_mode && ctx->failed) {
 		/* RFC 2193 listings never end with OK when incomplete; the
 		   command asks for this error. Failing the iteration instead
 		   would also cut other namespaces' mailboxes (lib-storage
 		   drops the delayed INBOX of a failed listing). */
-		ruser->list_error = error;
+		i_free(ruser->list_error);
+		ruser->list_error = i_strdup(ctx->error);
 	}
-	return ret;
+	if (ctx->record_pool != NULL)
+		pool_unref(&ctx->record_pool);
+	/* ctx is in _ctx->pool: gone after this */
+	return rlist->module_ctx.super.iter_deinit(_ctx);
 }
 
 void referral_mailbox_list_init_iter(struct mailbox_list_vfuncs *v)

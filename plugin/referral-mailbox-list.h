@@ -14,8 +14,8 @@ struct mailbox_list_vfuncs;
 #define MAILBOX_LIST_ITER_REFERRAL_REMOTE 0x01000000
 
 /* Returns why the last listing with MAILBOX_LIST_ITER_REFERRAL_REMOTE was
-   incomplete (text for the client), or NULL if it was complete, and
-   forgets it. */
+   incomplete (text for the client, in the data stack), or NULL if it was
+   complete, and forgets it. */
 const char *mailbox_referrals_list_take_error(struct mail_user *user);
 
 /* Install the list iteration overrides on a list where referrals apply. */

@@ -29,7 +29,7 @@ struct referral_user {
 	/* namespace prefix -> the namespace's entries, for listings */
 	struct referral_cache *list_cache;
 	/* why the last remote listing was incomplete, or NULL */
-	const char *list_error;
+	char *list_error;
 	/* per-session order of servers with equal preference; 0 = none */
 	unsigned int shuffle_seed;
 };

@@ -34,6 +34,7 @@ static void referral_user_deinit(struct mail_user *user)
 
 	referral_cache_deinit(&ruser->cache);
 	referral_cache_deinit(&ruser->list_cache);
+	i_free(ruser->list_error);
 	referral_directory_deinit(&ruser->dir);
 	event_unref(&ruser->event);
 	ruser->module_ctx.super.deinit(user);
