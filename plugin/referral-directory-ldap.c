@@ -422,8 +422,13 @@ referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
 					       pool, entries);
 	}
 	if (ret != LDAP_SUCCESS) {
-		*error_r = t_strdup_printf("Search in %s on %s failed: %s",
-			ldir->set->base, ldir->set->uris, ldap_err2string(ret));
+		*error_r = t_strdup_printf("Search in %s on %s failed: %s%s",
+			ldir->set->base, ldir->set->uris, ldap_err2string(ret),
+			ret != LDAP_SIZELIMIT_EXCEEDED &&
+			ret != LDAP_ADMINLIMIT_EXCEEDED ? "" :
+			" (paged searches must be allowed past the server's "
+			"size limit for the bind DN, e.g. OpenLDAP's "
+			"limits ... size.prtotal=unlimited)");
 		/* whatever went wrong, start from a fresh connection */
 		referral_ldap_disconnect(ldir);
 		return -1;

@@ -185,6 +185,10 @@ def test_limited_reader_does_not_pretend():
         r = c.command("NOOP")
         expect_ok(r, "NOOP afterwards")
     text = limited.log_text()
+    expect("size.prtotal" in text,
+           "the log of the limited Dovecot does not tell the administrator "
+           "how to let the bind DN page past the limit:\n%s" % "\n".join(
+               l for l in text.splitlines() if "Error" in l)[-2000:])
     expect(re.search(r"size limit exceeded", text, re.I),
            "the log of the limited Dovecot does not name the cause "
            "(Size limit exceeded):\n%s" % "\n".join(
