@@ -155,34 +155,46 @@ static int referral_ldap_require_cert(const char *value)
 }
 
 static int
+referral_ldap_set_tls_option(LDAP *ld, int option, const char *name,
+			     const void *value, const char **error_r)
+{
+	if (ldap_set_option(ld, option, value) != LDAP_OPT_SUCCESS) {
+		*error_r = t_strdup_printf("Setting the TLS option %s failed",
+					   name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 referral_ldap_set_tls_options(struct ldap_referral_directory *ldir,
 			      const char **error_r)
 {
 	const struct referral_ldap_settings *set = ldir->set;
 	int require_cert = referral_ldap_require_cert(set->tls_require_cert);
-	int ret = LDAP_OPT_SUCCESS, newctx = 0;
+	int newctx = 0;
 
-	if (set->tls_ca_cert_file != NULL)
-		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_CACERTFILE,
-				      set->tls_ca_cert_file);
-	if (ret == LDAP_OPT_SUCCESS && set->tls_ca_cert_dir != NULL)
-		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_CACERTDIR,
-				      set->tls_ca_cert_dir);
-	if (ret == LDAP_OPT_SUCCESS && set->tls_cert_file != NULL)
-		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_CERTFILE,
-				      set->tls_cert_file);
-	if (ret == LDAP_OPT_SUCCESS && set->tls_key_file != NULL)
-		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_KEYFILE,
-				      set->tls_key_file);
-	if (ret == LDAP_OPT_SUCCESS)
-		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_REQUIRE_CERT,
-				      &require_cert);
-	/* apply the options above to this handle's TLS context */
-	if (ret == LDAP_OPT_SUCCESS)
-		ret = ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_NEWCTX, &newctx);
-	if (ret != LDAP_OPT_SUCCESS) {
-		*error_r = t_strdup_printf("Setting TLS options failed: %s",
-					   ldap_err2string(ret));
+#define TLS_FILE_OPTION(option, field) \
+	(set->field == NULL || \
+	 referral_ldap_set_tls_option(ldir->ld, option, \
+		REFERRAL_SETTING_PREFIX"ldap_"#field, set->field, error_r) == 0)
+	if (!TLS_FILE_OPTION(LDAP_OPT_X_TLS_CACERTFILE, tls_ca_cert_file) ||
+	    !TLS_FILE_OPTION(LDAP_OPT_X_TLS_CACERTDIR, tls_ca_cert_dir) ||
+	    !TLS_FILE_OPTION(LDAP_OPT_X_TLS_CERTFILE, tls_cert_file) ||
+	    !TLS_FILE_OPTION(LDAP_OPT_X_TLS_KEYFILE, tls_key_file))
+		return -1;
+#undef TLS_FILE_OPTION
+	if (referral_ldap_set_tls_option(ldir->ld, LDAP_OPT_X_TLS_REQUIRE_CERT,
+			REFERRAL_SETTING_PREFIX"ldap_tls_require_cert",
+			&require_cert, error_r) < 0)
+		return -1;
+	/* Apply the options above to this handle's TLS context. This is
+	   where libldap reads the files, as the mail user. */
+	if (ldap_set_option(ldir->ld, LDAP_OPT_X_TLS_NEWCTX,
+			    &newctx) != LDAP_OPT_SUCCESS) {
+		*error_r = "Creating the TLS context failed: check that the "
+			"CA, certificate and key files exist and that the mail "
+			"user can read them";
 		return -1;
 	}
 	return 0;
