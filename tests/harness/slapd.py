@@ -18,6 +18,19 @@ reader allowed to page past the size limit:
     ldap.add_reader(reader, "readerpw")
     rc, entries, err = ldap.search_as(reader, "readerpw", base=...)
 
+TLS (both config formats): give the server certificate and key, and the
+CA certificate file slapd announces; the server then offers STARTTLS on
+its ldap:// port, and with ldaps=True also listens on ldaps://127.0.0.1
+(ldaps_url; a free port unless ldaps_port is given):
+
+    ldap = Slapd(tls_cert_file=cert, tls_key_file=key, tls_ca_file=ca,
+                 ldaps=True)
+
+When the database requires TLS (e.g. extra_db_config=["olcSecurity:
+tls=1"] or ["security tls=1"]), client_starttls=True makes the harness's
+own client tools (ldapadd, search, ...) use STARTTLS (-ZZ) and trust
+tls_ca_file.
+
 The server runs in the foreground (-d 256, i.e. "stats") with its output
 in <workdir>/slapd.log, so tests can count the operations it received.
 Our schema is loaded either through cn=config (slapadd -n0 of an LDIF that
@@ -61,7 +74,9 @@ class Slapd:
     def __init__(self, workdir=None, port=None, config_format="cnconfig",
                  repo=REPO_ROOT, debug_level="256", detached=False,
                  extra_schema_files=(), limits=(), access=(), nosync=False,
-                 extra_db_config=()):
+                 extra_db_config=(), tls_cert_file=None, tls_key_file=None,
+                 tls_ca_file=None, ldaps=False, ldaps_port=None,
+                 client_starttls=False):
         """workdir: directory for config, data and log (a new temporary
         directory when None; removed by cleanup() only in that case).
         port: fixed port, or None for a free one.
@@ -78,6 +93,17 @@ class Slapd:
         extra_db_config: further lines for the database section, written
         as they are: "olcXxx: value" lines for cnconfig, slapd.conf
         directives for slapdconf.
+        tls_cert_file, tls_key_file, tls_ca_file: server certificate,
+        its key and the CA certificate file (TLSCertificateFile,
+        TLSCertificateKeyFile, TLSCACertificateFile; olcTLS... in
+        cn=config); with a certificate slapd offers STARTTLS. Relative
+        paths are taken from workdir, so that a test can construct the
+        Slapd and then generate the files into its workdir.
+        ldaps: also listen on ldaps://127.0.0.1:<ldaps_port> (a free
+        port when ldaps_port is None); needs a certificate.
+        client_starttls: the harness's client tools use STARTTLS and
+        verify the server against tls_ca_file (the readiness probe, an
+        anonymous search of the root DSE, stays in clear text).
         """
         if config_format not in ("cnconfig", "slapdconf"):
             raise ValueError("config_format must be cnconfig or slapdconf")
@@ -94,6 +120,17 @@ class Slapd:
         self.access = tuple(access)
         self.nosync = bool(nosync)
         self.extra_db_config = tuple(extra_db_config)
+        self.tls_cert_file = tls_cert_file
+        self.tls_key_file = tls_key_file
+        self.tls_ca_file = tls_ca_file
+        if (ldaps or client_starttls) and not (tls_cert_file and
+                                               tls_key_file):
+            raise ValueError("ldaps and client_starttls need tls_cert_file "
+                             "and tls_key_file")
+        if client_starttls and not tls_ca_file:
+            raise ValueError("client_starttls needs tls_ca_file")
+        self.ldaps_port = (ldaps_port or free_port()) if ldaps else None
+        self.client_starttls = bool(client_starttls)
         self.proc = None
         self.paused = False
 
@@ -101,6 +138,20 @@ class Slapd:
     @property
     def url(self):
         return "ldap://%s:%d" % (LOOPBACK, self.port)
+
+    @property
+    def ldaps_url(self):
+        """ldaps://127.0.0.1:<ldaps_port>, or None without ldaps."""
+        if self.ldaps_port is None:
+            return None
+        return "ldaps://%s:%d" % (LOOPBACK, self.ldaps_port)
+
+    @property
+    def listen_urls(self):
+        urls = [self.url + "/"]
+        if self.ldaps_port is not None:
+            urls.append(self.ldaps_url + "/")
+        return urls
 
     @property
     def log_path(self):
@@ -155,7 +206,7 @@ objectClass: olcGlobal
 cn: config
 olcPidFile: {w}/slapd.pid
 olcArgsFile: {w}/slapd.args
-
+{tls}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -191,6 +242,7 @@ olcDbIndex: imapReferralMailbox eq,sub
 olcDbMaxSize: 104857600
 """.format(w=self.workdir, moddir=MODULE_DIR, data=self.data_dir,
            suffix=SUFFIX, rootdn=ROOTDN, rootpw=ROOTPW,
+           tls="".join("%s: %s\n" % kv for kv in self._tls_settings("olc")),
            includes="\n\n".join("include: " + file_url(p) for p in includes))
         text += "".join(l + "\n" for l in self._cnconfig_db_lines())
         path = os.path.join(self.workdir, "config.ldif")
@@ -216,6 +268,9 @@ olcDbMaxSize: 104857600
             "argsfile %s/slapd.args" % self.workdir,
             "modulepath %s" % MODULE_DIR,
             "moduleload back_mdb",
+        ]
+        lines += ["%s %s" % kv for kv in self._tls_settings("")]
+        lines += [
             "database mdb",
             'suffix "%s"' % SUFFIX,
             'rootdn "%s"' % ROOTDN,
@@ -234,6 +289,20 @@ olcDbMaxSize: 104857600
         if r.returncode != 0:
             raise SlapdError("slaptest -f %s failed:\n%s" % (
                 self.config_file, r.stdout.decode(errors="replace")))
+
+    def _tls_settings(self, prefix):
+        """[(directive, value)] of the global TLS settings; prefix "olc"
+        for cn=config attribute names, "" for slapd.conf."""
+        out = []
+        for name, value in (("TLSCACertificateFile", self.tls_ca_file),
+                            ("TLSCertificateFile", self.tls_cert_file),
+                            ("TLSCertificateKeyFile", self.tls_key_file)):
+            if value:
+                out.append((prefix + name, self._workdir_path(value)))
+        return out
+
+    def _workdir_path(self, path):
+        return os.path.join(os.path.abspath(self.workdir), path)
 
     def _cnconfig_db_lines(self):
         lines = []
@@ -284,7 +353,7 @@ olcDbMaxSize: 104857600
         if not self.configured():
             self.configure()
         os.makedirs(self.data_dir, exist_ok=True)
-        cmd = [SLAPD, "-d", self.debug_level, "-h", self.url + "/"]
+        cmd = [SLAPD, "-d", self.debug_level, "-h", " ".join(self.listen_urls)]
         if self.config_format == "cnconfig":
             cmd += ["-F", self.config_dir]
         else:
@@ -417,19 +486,36 @@ olcDbMaxSize: 104857600
     def _client(self, tool, args, input_text=None, timeout=30, check=True,
                 bind_dn=ROOTDN, bind_pw=ROOTPW):
         cmd = [tool, "-x", "-H", self.url]
+        env, cwd = _CLIENT_ENV, None
+        if self.client_starttls:
+            cmd.append("-ZZ")
+            env, cwd = self._client_tls_env(), self.workdir
         if bind_dn is not None:
             cmd += ["-D", bind_dn, "-w", bind_pw]
         cmd += ["-o", "nettimeout=10"] + list(args)
         r = subprocess.run(
             cmd, input=input_text.encode("utf-8") if input_text else None,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_CLIENT_ENV,
-            timeout=timeout)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            timeout=timeout, cwd=cwd)
         if check and r.returncode != 0:
             raise SlapdError("%s failed (%d): %s\n%s" % (
                 " ".join(cmd[:1] + list(args)), r.returncode,
                 r.stderr.decode(errors="replace").strip(),
                 (input_text or "")[:2000]))
         return r
+
+    def _client_tls_env(self):
+        """Environment for client tools that use STARTTLS. LDAPNOINIT
+        would also make libldap ignore LDAPTLS_* variables, so instead
+        no user ldaprc can be found (HOME and the working directory are
+        the workdir, which has none) and the LDAPTLS_* variables, read
+        after /etc/ldap/ldap.conf, override its TLS settings."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("LDAP")}
+        env.update(HOME=self.workdir,
+                   LDAPTLS_CACERT=self._workdir_path(self.tls_ca_file),
+                   LDAPTLS_REQCERT="demand")
+        return env
 
     def ldapadd(self, ldif_text, timeout=30):
         """Add the entries of ldif_text as the root DN. timeout (seconds)
