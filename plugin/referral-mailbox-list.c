@@ -178,17 +178,21 @@ referral_list_local_info(struct mailbox_list_iterate_context *_ctx,
 {
 	struct referral_mailbox_list_iterate_context *ctx =
 		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	struct referral_index_name *name;
+	const struct referral_index_name *name = NULL;
+	unsigned int count;
 	bool local, remote;
+	int idx;
 
 	remote = referral_index_find_covering(ctx->index, info->vname,
 					      &local) != NULL && !local;
 	if (!ctx->remote_mode)
 		return remote ? NULL : info;
 
-	name = referral_index_lookup(ctx->index, info->vname);
-	if (name != NULL)
-		ctx->listed[name->idx] = TRUE;
+	idx = referral_index_lookup(ctx->index, info->vname);
+	if (idx >= 0) {
+		ctx->listed[idx] = TRUE;
+		name = &referral_index_get_names(ctx->index, &count)[idx];
+	}
 	if (!remote && (name == NULL || !name->children))
 		return info;
 
@@ -225,14 +229,14 @@ referral_list_next_remote(struct mailbox_list_iterate_context *_ctx)
 {
 	struct referral_mailbox_list_iterate_context *ctx =
 		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
-	struct referral_index_name *const *names, *name;
+	const struct referral_index_name *names, *name;
 	size_t root_len = _ctx->list->ns->prefix_len;
 	unsigned int count;
 
 	names = referral_index_get_names(ctx->index, &count);
 	while (ctx->next_idx < count) {
-		name = names[ctx->next_idx++];
-		if (ctx->listed[name->idx] || name->local ||
+		name = &names[ctx->next_idx];
+		if (ctx->listed[ctx->next_idx++] || name->local ||
 		    imap_match(_ctx->glob, name->vname) != IMAP_MATCH_YES)
 			continue;
 		if (strlen(name->vname) < root_len) {
