@@ -10,12 +10,14 @@
 #include "str.h"
 #include "str-sanitize.h"
 #include "time-util.h"
+#include "ioloop.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-ldap.h"
 
 #define LDAP_DEPRECATED 0
 #include <ldap.h>
+#include <poll.h>
 
 #define REFERRAL_LDAP_OBJECTCLASS "imapMailboxReferral"
 #define REFERRAL_LDAP_ATTR_MAILBOX "imapReferralMailbox"
@@ -26,13 +28,30 @@
 /* Entries asked for per page of a paged search: within slapd's default
    size limit (500). */
 #define REFERRAL_LDAP_PAGE_SIZE 500
+/* A listing with more entries than this fails rather than growing the
+   imap process without bound. */
+#define REFERRAL_LDAP_MAX_ENTRIES 100000
+/* A kept connection idle for longer is replaced before use: firewalls and
+   NATs drop idle connections silently, which would cost a whole timeout. */
+#define REFERRAL_LDAP_MAX_IDLE_SECS 60
 
 struct ldap_referral_directory {
 	struct referral_directory dir;
 	const struct referral_ldap_settings *set;
+	/* how many URIs mailbox_referrals_ldap_uris lists */
+	unsigned int uri_count;
 
 	/* NULL while not connected */
 	LDAP *ld;
+	/* when the kept connection was last used */
+	time_t last_used;
+	/* the end of the current lookup: connecting, STARTTLS, binding and
+	   every page of the search all fit before it */
+	struct timeval deadline;
+	/* called by libldap on each new socket */
+	struct ldap_conncb conncb;
+	/* the current search stopped at REFERRAL_LDAP_MAX_ENTRIES */
+	bool too_many_entries;
 };
 
 static const char *referral_ldap_attrs[] = {
@@ -108,16 +127,25 @@ static void referral_ldap_disconnect(struct ldap_referral_directory *ldir)
 	}
 }
 
-/* Milliseconds left until deadline, at least 1 so that libldap never
+/* Milliseconds left until the deadline, at least 1 so that libldap never
    takes 0 as "no timeout". */
-static unsigned int referral_ldap_msecs_left(const struct timeval *deadline)
+static unsigned int
+referral_ldap_msecs_left(const struct ldap_referral_directory *ldir)
 {
 	struct timeval now;
 	int left;
 
 	i_gettimeofday(&now);
-	left = timeval_diff_msecs(deadline, &now);
+	left = timeval_diff_msecs(&ldir->deadline, &now);
 	return left <= 0 ? 1 : (unsigned int)left;
+}
+
+static bool referral_ldap_deadline_passed(struct ldap_referral_directory *ldir)
+{
+	struct timeval now;
+
+	i_gettimeofday(&now);
+	return timeval_cmp(&now, &ldir->deadline) >= 0;
 }
 
 static void referral_ldap_msecs_to_timeval(unsigned int msecs,
@@ -127,16 +155,117 @@ static void referral_ldap_msecs_to_timeval(unsigned int msecs,
 	tv_r->tv_usec = (msecs % 1000) * 1000;
 }
 
+/* libldap's timeouts cover connecting and waiting for the start of a
+   reply, but not a TLS handshake or a reply that stops halfway: on its
+   blocking socket those would wait for the peer forever. An I/O layer of
+   our own, above the TCP layer and below TLS, waits for every read
+   and write only until the deadline and then fails with ETIMEDOUT, which
+   TLS and libldap treat as an error. (Socket receive timeouts are not
+   enough: libldap's GnuTLS layer retries EAGAIN without end.) */
 static int
-referral_ldap_set_timeouts(LDAP *ld, const struct timeval *deadline)
+referral_ldap_sbio_wait(Sockbuf_IO_Desc *sbiod, short events)
 {
-	struct timeval tv;
+	struct ldap_referral_directory *ldir = sbiod->sbiod_pvt;
+	struct pollfd pfd;
+	ber_socket_t fd;
+	int ret;
 
-	referral_ldap_msecs_to_timeval(referral_ldap_msecs_left(deadline), &tv);
-	if (ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS)
+	if (events == POLLIN &&
+	    LBER_SBIOD_CTRL_NEXT(sbiod, LBER_SB_OPT_DATA_READY, NULL) > 0) {
+		/* the read-ahead layer below has it already */
+		return 0;
+	}
+	if (ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1)
+		return 0;
+	i_zero(&pfd);
+	pfd.fd = fd;
+	pfd.events = events;
+	do {
+		ret = poll(&pfd, 1, referral_ldap_deadline_passed(ldir) ? 0 :
+			   (int)referral_ldap_msecs_left(ldir));
+	} while (ret < 0 && errno == EINTR);
+	if (ret == 0) {
+		errno = ETIMEDOUT;
 		return -1;
+	}
+	/* errors and hang-ups are for the layer below to report */
 	return 0;
+}
+
+static int referral_ldap_sbio_setup(Sockbuf_IO_Desc *sbiod, void *arg)
+{
+	sbiod->sbiod_pvt = arg;
+	return 0;
+}
+
+static int referral_ldap_sbio_remove(Sockbuf_IO_Desc *sbiod ATTR_UNUSED)
+{
+	return 0;
+}
+
+static int
+referral_ldap_sbio_ctrl(Sockbuf_IO_Desc *sbiod, int opt, void *arg)
+{
+	return LBER_SBIOD_CTRL_NEXT(sbiod, opt, arg);
+}
+
+static ber_slen_t
+referral_ldap_sbio_read(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	if (referral_ldap_sbio_wait(sbiod, POLLIN) < 0)
+		return -1;
+	return LBER_SBIOD_READ_NEXT(sbiod, buf, len);
+}
+
+static ber_slen_t
+referral_ldap_sbio_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	if (referral_ldap_sbio_wait(sbiod, POLLOUT) < 0)
+		return -1;
+	return LBER_SBIOD_WRITE_NEXT(sbiod, buf, len);
+}
+
+static Sockbuf_IO referral_ldap_sbio_deadline = {
+	referral_ldap_sbio_setup,
+	referral_ldap_sbio_remove,
+	referral_ldap_sbio_ctrl,
+	referral_ldap_sbio_read,
+	referral_ldap_sbio_write,
+	NULL
+};
+
+static int
+referral_ldap_conncb_add(LDAP *ld ATTR_UNUSED, Sockbuf *sb,
+			 LDAPURLDesc *srv ATTR_UNUSED,
+			 struct sockaddr *addr ATTR_UNUSED,
+			 struct ldap_conncb *ctx)
+{
+	/* Right after connect(), before an ldaps:// handshake. libldap adds
+	   its TCP and read-ahead layers at the provider level after this
+	   callback: one level up puts ours above them and below TLS. */
+	return ber_sockbuf_add_io(sb, &referral_ldap_sbio_deadline,
+				  LBER_SBIOD_LEVEL_PROVIDER + 1, ctx->lc_arg);
+}
+
+static void
+referral_ldap_conncb_del(LDAP *ld ATTR_UNUSED, Sockbuf *sb ATTR_UNUSED,
+			 struct ldap_conncb *ctx ATTR_UNUSED)
+{
+}
+
+/* Give the next libldap call what is left of the deadline. Each URI of the
+   fail-over list gets its share for connecting, so that a list of hung
+   servers cannot take longer than the whole. */
+static void referral_ldap_set_timeouts(struct ldap_referral_directory *ldir)
+{
+	unsigned int left = referral_ldap_msecs_left(ldir);
+	struct timeval tv, net_tv;
+
+	referral_ldap_msecs_to_timeval(left, &tv);
+	referral_ldap_msecs_to_timeval(I_MAX(left / ldir->uri_count, 1),
+				       &net_tv);
+	(void)ldap_set_option(ldir->ld, LDAP_OPT_NETWORK_TIMEOUT, &net_tv);
+	(void)ldap_set_option(ldir->ld, LDAP_OPT_TIMEOUT, &tv);
 }
 
 static int referral_ldap_require_cert(const char *value)
@@ -202,7 +331,7 @@ referral_ldap_set_tls_options(struct ldap_referral_directory *ldir,
 
 static int
 referral_ldap_connect(struct ldap_referral_directory *ldir,
-		      const struct timeval *deadline, const char **error_r)
+		      const char **error_r)
 {
 	const struct referral_ldap_settings *set = ldir->set;
 	int ret, version = LDAP_VERSION3;
@@ -218,7 +347,9 @@ referral_ldap_connect(struct ldap_referral_directory *ldir,
 	if (ldap_set_option(ldir->ld, LDAP_OPT_PROTOCOL_VERSION,
 			    &version) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ldir->ld, LDAP_OPT_REFERRALS,
-			    LDAP_OPT_OFF) != LDAP_OPT_SUCCESS) {
+			    LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ldir->ld, LDAP_OPT_CONNECT_CB,
+			    &ldir->conncb) != LDAP_OPT_SUCCESS) {
 		*error_r = "Setting LDAP options failed";
 		referral_ldap_disconnect(ldir);
 		return -1;
@@ -229,7 +360,7 @@ referral_ldap_connect(struct ldap_referral_directory *ldir,
 		return -1;
 	}
 	if (set->tls) {
-		(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+		referral_ldap_set_timeouts(ldir);
 		ret = ldap_start_tls_s(ldir->ld, NULL, NULL);
 		if (ret != LDAP_SUCCESS) {
 			*error_r = t_strdup_printf("STARTTLS on %s failed: %s",
@@ -243,7 +374,7 @@ referral_ldap_connect(struct ldap_referral_directory *ldir,
 	   libldap connect, within the network timeout. */
 	cred.bv_val = (char *)(set->dnpass != NULL ? set->dnpass : "");
 	cred.bv_len = strlen(cred.bv_val);
-	(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+	referral_ldap_set_timeouts(ldir);
 	ret = ldap_sasl_bind_s(ldir->ld, set->dn != NULL ? set->dn : "",
 			       LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 	if (ret != LDAP_SUCCESS) {
@@ -345,8 +476,7 @@ referral_ldap_parse_result(struct ldap_referral_directory *ldir,
    appended to entries. Returns an LDAP result code. */
 static int
 referral_ldap_search_all(struct ldap_referral_directory *ldir,
-			 const char *filter, const struct timeval *deadline,
-			 pool_t pool,
+			 const char *filter, pool_t pool,
 			 ARRAY_TYPE(referral_directory_entry) *entries)
 {
 	struct berval *cookie = NULL, new_cookie;
@@ -357,6 +487,15 @@ referral_ldap_search_all(struct ldap_referral_directory *ldir,
 	int ret, err;
 
 	do {
+		if (referral_ldap_deadline_passed(ldir)) {
+			ret = LDAP_TIMEOUT;
+			break;
+		}
+		if (array_count(entries) > REFERRAL_LDAP_MAX_ENTRIES) {
+			ldir->too_many_entries = TRUE;
+			ret = LDAP_ADMINLIMIT_EXCEEDED;
+			break;
+		}
 		ret = ldap_create_page_control(ldir->ld,
 			REFERRAL_LDAP_PAGE_SIZE, cookie, 0, &page_ctrl);
 		ber_bvfree(cookie);
@@ -366,9 +505,9 @@ referral_ldap_search_all(struct ldap_referral_directory *ldir,
 		server_ctrls[0] = page_ctrl;
 		server_ctrls[1] = NULL;
 
-		referral_ldap_msecs_to_timeval(
-			referral_ldap_msecs_left(deadline), &tv);
-		(void)referral_ldap_set_timeouts(ldir->ld, deadline);
+		referral_ldap_msecs_to_timeval(referral_ldap_msecs_left(ldir),
+					       &tv);
+		referral_ldap_set_timeouts(ldir);
 		res = NULL;
 		ret = ldap_search_ext_s(ldir->ld, ldir->set->base,
 					referral_ldap_scope(ldir->set->scope),
@@ -411,33 +550,38 @@ referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
 		    pool_t pool, ARRAY_TYPE(referral_directory_entry) *entries,
 		    const char **error_r)
 {
-	struct timeval deadline;
 	bool reused;
 	int ret;
 
-	i_gettimeofday(&deadline);
-	timeval_add_msecs(&deadline, ldir->set->timeout_msecs);
+	ldir->too_many_entries = FALSE;
+	i_gettimeofday(&ldir->deadline);
+	timeval_add_msecs(&ldir->deadline, ldir->set->timeout_msecs);
 	e_debug(ldir->dir.event, "Searching %s with filter %s",
 		ldir->set->base, str_sanitize(filter, 512));
 
+	if (ldir->ld != NULL &&
+	    ldir->last_used + REFERRAL_LDAP_MAX_IDLE_SECS < ioloop_time)
+		referral_ldap_disconnect(ldir);
 	reused = ldir->ld != NULL;
-	if (!reused && referral_ldap_connect(ldir, &deadline, error_r) < 0)
+	if (!reused && referral_ldap_connect(ldir, error_r) < 0)
 		return -1;
-	ret = referral_ldap_search_all(ldir, filter, &deadline, pool, entries);
+	ret = referral_ldap_search_all(ldir, filter, pool, entries);
 	if (ret == LDAP_SERVER_DOWN && reused && array_count(entries) == 0) {
 		/* The kept connection died while idle (e.g. the server was
 		   restarted): try once more on a new one. */
 		referral_ldap_disconnect(ldir);
-		if (referral_ldap_connect(ldir, &deadline, error_r) < 0)
+		if (referral_ldap_connect(ldir, error_r) < 0)
 			return -1;
-		ret = referral_ldap_search_all(ldir, filter, &deadline,
-					       pool, entries);
+		ret = referral_ldap_search_all(ldir, filter, pool, entries);
 	}
 	if (ret != LDAP_SUCCESS) {
 		*error_r = t_strdup_printf("Search in %s on %s failed: %s%s",
-			ldir->set->base, ldir->set->uris, ldap_err2string(ret),
-			ret != LDAP_SIZELIMIT_EXCEEDED &&
-			ret != LDAP_ADMINLIMIT_EXCEEDED ? "" :
+			ldir->set->base, ldir->set->uris,
+			ldir->too_many_entries ?
+			t_strdup_printf("more than %u entries",
+					REFERRAL_LDAP_MAX_ENTRIES) :
+			ldap_err2string(ret),
+			ret != LDAP_SIZELIMIT_EXCEEDED ? "" :
 			" (paged searches must be allowed past the server's "
 			"size limit for the bind DN, e.g. OpenLDAP's "
 			"limits ... size.prtotal=unlimited)");
@@ -445,6 +589,7 @@ referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
 		referral_ldap_disconnect(ldir);
 		return -1;
 	}
+	ldir->last_used = ioloop_time;
 	return 0;
 }
 
@@ -494,5 +639,10 @@ referral_directory_ldap_init(const struct referral_settings *set)
 	ldir->dir.v.lookup = referral_ldap_lookup;
 	ldir->dir.v.list = referral_ldap_list;
 	ldir->set = &set->ldap;
+	ldir->uri_count = I_MAX(str_array_length(
+		t_strsplit_spaces(set->ldap.uris, " ,")), 1);
+	ldir->conncb.lc_add = referral_ldap_conncb_add;
+	ldir->conncb.lc_del = referral_ldap_conncb_del;
+	ldir->conncb.lc_arg = ldir;
 	return &ldir->dir;
 }
