@@ -2,6 +2,8 @@
 
 #include "lib.h"
 #include "array.h"
+#include "ioloop.h"
+#include "time-util.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
 
@@ -35,11 +37,26 @@ void referral_directory_deinit(struct referral_directory **_dir)
 /* Log a failed (ret < 0) or successful query: one error line per outage,
    not one per command, so that a session that keeps trying does not flood
    the log. */
+/* Returns TRUE if a query may be tried now. While the directory fails,
+   one command (one run of the ioloop) tries it once: a command that touches
+   many mailboxes (LIST-STATUS, a list index refresh) must not wait a whole
+   timeout for each of them. */
+static bool referral_directory_may_try(struct referral_directory *dir)
+{
+	if (!dir->failing ||
+	    timeval_cmp(&ioloop_timeval, &dir->failed_ioloop_timeval) != 0)
+		return TRUE;
+	e_debug(dir->event, "Not asking the failing directory again "
+		"in this command");
+	return FALSE;
+}
+
 static int
 referral_directory_result(struct referral_directory *dir, int ret,
 			  const char *error, const char **error_r)
 {
 	if (ret < 0) {
+		dir->failed_ioloop_timeval = ioloop_timeval;
 		if (!dir->failing) {
 			e_error(dir->event, "%s - referrals unavailable "
 				"until the directory answers again", error);
@@ -66,6 +83,10 @@ int referral_directory_lookup(struct referral_directory *dir,
 	const char *error = NULL;
 	int ret;
 
+	if (!referral_directory_may_try(dir)) {
+		*error_r = REFERRAL_DIRECTORY_ERROR_TEXT;
+		return -1;
+	}
 	ret = dir->v.lookup(dir, name, ancestors, pool, entries, &error);
 	return referral_directory_result(dir, ret, error, error_r);
 }
@@ -78,6 +99,10 @@ int referral_directory_list(struct referral_directory *dir,
 	const char *error = NULL;
 	int ret;
 
+	if (!referral_directory_may_try(dir)) {
+		*error_r = REFERRAL_DIRECTORY_ERROR_TEXT;
+		return -1;
+	}
 	ret = dir->v.list(dir, prefix, pool, entries, &error);
 	return referral_directory_result(dir, ret, error, error_r);
 }

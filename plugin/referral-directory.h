@@ -36,6 +36,9 @@ struct referral_directory {
 	/* TRUE while the directory is failing: its outage has been logged
 	   once and is not logged again until a query succeeds. */
 	bool failing;
+	/* ioloop_timeval of the command whose query last failed: the rest
+	   of that command doesn't wait for the directory again */
+	struct timeval failed_ioloop_timeval;
 };
 
 /* Create the directory backend for the settings (LDAP). The backend does

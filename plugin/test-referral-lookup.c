@@ -334,10 +334,17 @@ static void test_referral_lookup_failure(void)
 	test_assert_strcmp(test_lookup("Public/Sales"),
 		"error: Referral directory is unavailable, try again later");
 	test_expect_no_more_errors();
-	/* logged once per outage; failures are not cached */
+	/* the rest of the same command doesn't ask again */
+	test_assert_strcmp(test_lookup("Public/Other"),
+		"error: Referral directory is unavailable, try again later");
+	test_assert(test_dir.lookups == 1);
+	/* the next command does; failures are not cached, and the outage
+	   is logged once */
+	ioloop_timeval.tv_usec++;
 	test_assert_strcmp(test_lookup("Public/Sales"),
 		"error: Referral directory is unavailable, try again later");
 	test_assert(test_dir.lookups == 2);
+	ioloop_timeval.tv_usec++;
 	test_dir.fail = FALSE;
 	test_assert(str_begins(test_lookup("Public/Sales"), "[REFERRAL "));
 	test_assert(!test_dir.dir.failing);
