@@ -27,6 +27,9 @@ struct referral_list_context {
 	struct imap_status_items status_items;
 	struct mailbox_list_iterate_context *iter;
 
+	/* mailbox_referrals_list_failures() when the listing started */
+	unsigned int failures_before;
+
 	bool lsub:1;
 	bool lsub_no_unsubscribed:1;
 	/* LIST-EXTENDED syntax was used */
@@ -170,12 +173,22 @@ referral_list_send_status(struct referral_list_context *ctx,
 {
 	struct imap_status_result result;
 
+	struct mail_namespace *ns;
+
 	/* a remote mailbox's status is its servers' business; the listing
 	   still succeeds */
 	if ((info->flags & (MAILBOX_NONEXISTENT | MAILBOX_NOSELECT |
 			    MAILBOX_REFERRAL_REMOTE)) != 0)
 		return;
-	if (imap_status_get(ctx->cmd, info->ns, info->vname,
+	if ((info->flags & MAILBOX_SUBSCRIBED) == 0 &&
+	    (ctx->list_flags & MAILBOX_LIST_ITER_SELECT_SUBSCRIBED) != 0) {
+		/* listed only because a child is subscribed */
+		return;
+	}
+	/* subscriptions=no namespaces list their subscriptions through
+	   another namespace: find the mailbox's own */
+	ns = mail_namespace_find(ctx->user->namespaces, info->vname);
+	if (imap_status_get(ctx->cmd, ns, info->vname,
 			    &ctx->status_items, &result) < 0) {
 		client_send_line(ctx->cmd->client,
 				 t_strconcat("* ", result.errstr, NULL));
@@ -196,7 +209,6 @@ static bool referral_list_continue(struct client_command_context *cmd)
 	if (cmd->cancel) {
 		if (ctx->iter != NULL)
 			(void)mailbox_list_iter_deinit(&ctx->iter);
-		(void)mailbox_referrals_list_take_error(ctx->user);
 		return TRUE;
 	}
 	str = t_str_new(256);
@@ -219,9 +231,12 @@ static bool referral_list_continue(struct client_command_context *cmd)
 		str_append_c(str, ' ');
 		imap_append_astring(str, str_c(mutf7_name));
 		if (ctx->extended &&
-		    (info->flags & MAILBOX_CHILD_SUBSCRIBED) != 0 &&
-		    (ctx->list_flags & MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH) != 0)
-			str_append(str, " (CHILDINFO (\"SUBSCRIBED\"))");
+		    (ctx->list_flags & MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH) != 0) {
+			if ((info->flags & MAILBOX_CHILD_SUBSCRIBED) != 0)
+				str_append(str, " (CHILDINFO (\"SUBSCRIBED\"))");
+			if ((info->flags & MAILBOX_CHILD_SPECIALUSE) != 0)
+				str_append(str, " (CHILDINFO (\"SPECIAL-USE\"))");
+		}
 
 		ret = client_send_line_next(cmd->client, str_c(str));
 		if (ctx->used_status) T_BEGIN {
@@ -234,8 +249,10 @@ static bool referral_list_continue(struct client_command_context *cmd)
 	}
 
 	ret = mailbox_list_iter_deinit(&ctx->iter);
-	error = mailbox_referrals_list_take_error(ctx->user);
-	if (error != NULL) {
+	/* another listing of the session may have failed meanwhile:
+	   compare counts, don't just look at the last error */
+	if (mailbox_referrals_list_failures(ctx->user, &error) !=
+	    ctx->failures_before) {
 		/* what was sent stays sent, but the list is incomplete */
 		client_send_tagline(cmd, t_strdup_printf(
 			"NO [UNAVAILABLE] %s", error));
@@ -268,7 +285,7 @@ referral_list_full(struct client_command_context *cmd,
 	struct referral_list_context *ctx;
 	const struct imap_arg *list_args;
 	ARRAY_TYPE(const_string) patterns;
-	const char *ref, *pattern;
+	const char *ref, *pattern, *error;
 	struct mail_namespace *ns;
 
 	ctx = p_new(cmd->pool, struct referral_list_context, 1);
@@ -326,10 +343,13 @@ referral_list_full(struct client_command_context *cmd,
 	}
 
 	if (lsub) {
+		/* as Dovecot's LSUB */
 		ctx->list_flags |= MAILBOX_LIST_ITER_SELECT_SUBSCRIBED |
 			MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH |
-			MAILBOX_LIST_ITER_RETURN_SPECIALUSE |
-			MAILBOX_LIST_ITER_RETURN_NO_FLAGS;
+			MAILBOX_LIST_ITER_RETURN_SPECIALUSE;
+		if ((cmd->client->set->parsed_workarounds &
+		     WORKAROUND_TB_LSUB_FLAGS) == 0)
+			ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_NO_FLAGS;
 	} else if (!ctx->extended) {
 		ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_CHILDREN |
 			MAILBOX_LIST_ITER_RETURN_SPECIALUSE;
@@ -348,6 +368,8 @@ referral_list_full(struct client_command_context *cmd,
 	array_append_zero(&patterns);
 
 	cmd->context = ctx;
+	ctx->failures_before =
+		mailbox_referrals_list_failures(ctx->user, &error);
 	ctx->iter = mailbox_list_iter_init_namespaces(ctx->user->namespaces,
 		array_front(&patterns), MAIL_NAMESPACE_TYPE_MASK_ALL,
 		ctx->list_flags | MAILBOX_LIST_ITER_REFERRAL_REMOTE);

@@ -49,16 +49,46 @@ struct referral_mailbox_list_iterate_context {
 	struct mailbox_info info;
 };
 
-const char *mailbox_referrals_list_take_error(struct mail_user *user)
+unsigned int mailbox_referrals_list_failures(struct mail_user *user,
+					     const char **error_r)
 {
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT(user);
-	const char *error;
 
-	if (ruser == NULL || ruser->list_error == NULL)
-		return NULL;
-	error = t_strdup(ruser->list_error);
-	i_free(ruser->list_error);
-	return error;
+	if (ruser == NULL) {
+		*error_r = NULL;
+		return 0;
+	}
+	*error_r = ruser->list_error;
+	return ruser->list_failures;
+}
+
+/* Returns TRUE if name belongs to namespace ns: ns has the longest prefix
+   of it among the user's namespaces (the namespace root, "Public" for
+   "Public/", counts). Unlike mail_namespace_find() this never creates
+   namespaces (shared ones would be, for names from the directory). */
+static bool
+referral_name_in_namespace(struct mail_namespace *ns, const char *name)
+{
+	struct mail_namespace *n, *best = NULL;
+	size_t len = strlen(name);
+
+	for (n = ns->user->namespaces; n != NULL; n = n->next) {
+		if (strncmp(n->prefix, name, n->prefix_len) != 0 &&
+		    !(n->prefix_len > 0 && len == n->prefix_len - 1 &&
+		      strncmp(n->prefix, name, len) == 0))
+			continue;
+		if (best == NULL || n->prefix_len > best->prefix_len)
+			best = n;
+	}
+	return best == ns;
+}
+
+static bool
+referral_raw_entry_in_namespace(const struct referral_directory_entry *raw,
+				void *context)
+{
+	/* e.g. "PublicArchive/x" of another namespace */
+	return referral_name_in_namespace(context, raw->mailbox);
 }
 
 /* Get the namespace's directory entries, from the cache or the directory.
@@ -69,10 +99,8 @@ referral_list_get_entries(struct referral_user *ruser,
 			  const char **error_r)
 {
 	ARRAY_TYPE(referral_directory_entry) raw_entries;
-	ARRAY_TYPE(const_string) warnings;
-	const struct referral_directory_entry *raw;
 	struct referral_cache_record *record;
-	const char *const *warning, *root;
+	const char *root;
 	pool_t pool;
 
 	record = (struct referral_cache_record *)
@@ -102,28 +130,8 @@ referral_list_get_entries(struct referral_user *ruser,
 		return NULL;
 	}
 	record = referral_cache_add(ruser->list_cache, ns->prefix);
-	t_array_init(&warnings, 4);
-	array_foreach(&raw_entries, raw) {
-		struct referral_entry *entry;
-
-		/* the name reaches the IMAP protocol: only valid names */
-		if (!referral_mailbox_name_is_safe(raw->mailbox)) {
-			const char *msg = t_strdup_printf(
-				"Directory entry \"%s\": imapReferralMailbox "
-				"is not UTF-8 or has control characters - "
-				"ignored", str_sanitize(raw->dn, 256));
-			array_push_back(&warnings, &msg);
-			continue;
-		}
-		/* e.g. "PublicArchive/x" of another namespace */
-		if (mail_namespace_find(ns->user->namespaces,
-					raw->mailbox) != ns)
-			continue;
-		entry = array_append_space(&record->entries);
-		referral_entry_parse(record->pool, raw, entry, &warnings);
-	}
-	array_foreach(&warnings, warning)
-		e_warning(ruser->event, "%s", *warning);
+	referral_lookup_fill_record(ruser, record, &raw_entries,
+				    referral_raw_entry_in_namespace, ns);
 	record->index = referral_lookup_index_build(ruser, record->pool,
 		&record->entries, mail_namespace_get_sep(ns), ns->prefix);
 	pool_unref(&pool);
@@ -320,6 +328,7 @@ referral_mailbox_list_iter_deinit(struct mailbox_list_iterate_context *_ctx)
 		   drops the delayed INBOX of a failed listing). */
 		i_free(ruser->list_error);
 		ruser->list_error = i_strdup(ctx->error);
+		ruser->list_failures++;
 	}
 	if (ctx->record_pool != NULL)
 		pool_unref(&ctx->record_pool);

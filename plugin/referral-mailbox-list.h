@@ -13,10 +13,12 @@ struct mailbox_list_vfuncs;
    iterator gets it from mailbox_list_iter_init_namespaces(). */
 #define MAILBOX_LIST_ITER_REFERRAL_REMOTE 0x01000000
 
-/* Returns why the last listing with MAILBOX_LIST_ITER_REFERRAL_REMOTE was
-   incomplete (text for the client, in the data stack), or NULL if it was
-   complete, and forgets it. */
-const char *mailbox_referrals_list_take_error(struct mail_user *user);
+/* Returns how many listings with MAILBOX_LIST_ITER_REFERRAL_REMOTE were
+   incomplete in this session, and the last one's error (text for the
+   client; NULL if none failed). A command compares the count before and
+   after its own listing: several may run at once. */
+unsigned int mailbox_referrals_list_failures(struct mail_user *user,
+					     const char **error_r);
 
 /* Install the list iteration overrides on a list where referrals apply. */
 void referral_mailbox_list_init_iter(struct mailbox_list_vfuncs *v);

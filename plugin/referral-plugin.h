@@ -28,7 +28,8 @@ struct referral_user {
 	struct referral_cache *cache;
 	/* namespace prefix -> the namespace's entries, for listings */
 	struct referral_cache *list_cache;
-	/* why the last remote listing was incomplete, or NULL */
+	/* how many remote listings were incomplete, and the last's error */
+	unsigned int list_failures;
 	char *list_error;
 	/* per-session order of servers with equal preference; 0 = none */
 	unsigned int shuffle_seed;
