@@ -88,13 +88,16 @@ const char *referral_ldap_lookup_filter(const char *name,
 	string_t *filter = t_str_new(256);
 	unsigned int count = ancestors == NULL ? 0 : str_array_length(ancestors);
 
+	i_assert(name != NULL || count > 0);
 	str_append(filter, "(&(objectClass="REFERRAL_LDAP_OBJECTCLASS")");
-	if (count == 0)
+	if (count == 0) {
 		referral_ldap_filter_append_eq(filter, name);
-	else {
+	} else {
 		/* the exact name, or an ancestor that covers its subtree */
-		str_append(filter, "(|");
-		referral_ldap_filter_append_eq(filter, name);
+		if (name != NULL) {
+			str_append(filter, "(|");
+			referral_ldap_filter_append_eq(filter, name);
+		}
 		str_append(filter, "(&("REFERRAL_LDAP_ATTR_SCOPE"=subtree)");
 		if (count > 1)
 			str_append(filter, "(|");
@@ -102,7 +105,9 @@ const char *referral_ldap_lookup_filter(const char *name,
 			referral_ldap_filter_append_eq(filter, *ancestors);
 		if (count > 1)
 			str_append_c(filter, ')');
-		str_append(filter, "))");
+		str_append_c(filter, ')');
+		if (name != NULL)
+			str_append_c(filter, ')');
 	}
 	str_append_c(filter, ')');
 	return str_c(filter);

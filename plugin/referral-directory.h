@@ -12,9 +12,10 @@ struct referral_directory;
 
 struct referral_directory_vfuncs {
 	void (*deinit)(struct referral_directory *dir);
-	/* Find the entries whose mailbox is name, or one of ancestors with
-	   subtree scope (a backend may also return ancestors' entries of
-	   mailbox scope; the caller checks). Entries are allocated from
+	/* Find the entries whose mailbox is name (unless name is NULL), or
+	   one of ancestors with subtree scope (a backend may also return
+	   ancestors' entries of mailbox scope; the caller checks). At least
+	   one of name and ancestors is given. Entries are allocated from
 	   pool. Returns 0, or -1 with error_r when the directory could not
 	   be asked (down, timeout, misconfigured). */
 	int (*lookup)(struct referral_directory *dir, const char *name,

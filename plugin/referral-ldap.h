@@ -7,8 +7,8 @@
    OpenLDAP's own escaping function. */
 void referral_ldap_filter_escape(string_t *dest, const char *value);
 
-/* Build the filter that finds the entry for name or a subtree entry for
-   one of its ancestors. Allocated from the data stack. */
+/* Build the filter that finds the entry for name (unless NULL) or a
+   subtree entry for one of its ancestors. Allocated from the data stack. */
 const char *referral_ldap_lookup_filter(const char *name,
 					const char *const *ancestors);
 

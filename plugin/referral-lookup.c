@@ -20,7 +20,8 @@ const char *const *referral_name_ancestors(const char *vname, char sep)
 
 	t_array_init(&ancestors, 8);
 	for (p = strchr(vname, sep); p != NULL; p = strchr(p + 1, sep)) {
-		if (array_count(&ancestors) == REFERRAL_MAX_ANCESTORS)
+		if (array_count(&ancestors) == REFERRAL_MAX_ANCESTORS ||
+		    (size_t)(p - vname) > REFERRAL_MAX_NAME_LENGTH)
 			break;
 		name = t_strdup_until(vname, p);
 		array_push_back(&ancestors, &name);
@@ -100,41 +101,82 @@ bool referral_server_is_self(struct referral_user *ruser,
 					 conn->local_port);
 }
 
+void referral_lookup_fill_record(struct referral_user *ruser,
+				 struct referral_cache_record *record,
+				 const ARRAY_TYPE(referral_directory_entry) *raw_entries,
+				 referral_entry_filter_t *filter, void *context)
+{
+	ARRAY_TYPE(const_string) warnings;
+	const struct referral_directory_entry *raw;
+	const char *const *warning, *msg;
+
+	t_array_init(&warnings, 4);
+	array_foreach(raw_entries, raw) {
+		/* the name may reach the IMAP protocol (listings) */
+		if (!referral_mailbox_name_is_safe(raw->mailbox)) {
+			msg = t_strdup_printf("Directory entry \"%s\": "
+				"imapReferralMailbox is not UTF-8 or has "
+				"control characters - ignored",
+				str_sanitize(raw->dn, 256));
+			array_push_back(&warnings, &msg);
+			continue;
+		}
+		if (!filter(raw, context))
+			continue;
+		referral_entry_parse(record->pool, raw,
+				     array_append_space(&record->entries),
+				     &warnings);
+	}
+	array_foreach(&warnings, warning)
+		e_warning(ruser->event, "%s", *warning);
+}
+
+struct referral_covers_context {
+	const char *vname;
+	char sep;
+};
+
+static bool
+referral_raw_entry_covers(const struct referral_directory_entry *raw,
+			  void *context)
+{
+	struct referral_covers_context *ctx = context;
+
+	/* keep only what really covers vname: the directory's matching
+	   rules (e.g. case) may differ from ours */
+	return strcmp(raw->mailbox, ctx->vname) == 0 ||
+		referral_name_is_ancestor(raw->mailbox, ctx->vname, ctx->sep);
+}
+
 /* Ask the directory about vname and cache the answer. */
 static const struct referral_cache_record *
 referral_lookup_directory(struct referral_user *ruser, const char *vname,
 			  char sep, const char **error_r)
 {
 	ARRAY_TYPE(referral_directory_entry) raw_entries;
-	ARRAY_TYPE(const_string) warnings;
-	const struct referral_directory_entry *raw;
+	struct referral_covers_context covers = { vname, sep };
 	struct referral_cache_record *record;
-	struct referral_entry *entry;
-	const char *const *warning;
+	const char *const *ancestors = referral_name_ancestors(vname, sep);
+	const char *name = vname;
 	pool_t pool;
 
+	if (strlen(vname) > REFERRAL_MAX_NAME_LENGTH) {
+		/* no entry has such a name (the schema caps it): ask only
+		   for the subtree entries above, if there are any */
+		name = NULL;
+	}
 	pool = pool_alloconly_create("referral lookup", 1024);
 	p_array_init(&raw_entries, pool, 4);
-	if (referral_directory_lookup(ruser->dir, vname,
-				      referral_name_ancestors(vname, sep),
+	if ((name != NULL || ancestors[0] != NULL) &&
+	    referral_directory_lookup(ruser->dir, name, ancestors,
 				      pool, &raw_entries, error_r) < 0) {
 		pool_unref(&pool);
 		return NULL;
 	}
 
 	record = referral_cache_add(ruser->cache, vname);
-	t_array_init(&warnings, 4);
-	array_foreach(&raw_entries, raw) {
-		/* keep only what really covers vname: the directory's
-		   matching rules (e.g. case) may differ from ours */
-		if (strcmp(raw->mailbox, vname) != 0 &&
-		    !referral_name_is_ancestor(raw->mailbox, vname, sep))
-			continue;
-		entry = array_append_space(&record->entries);
-		referral_entry_parse(record->pool, raw, entry, &warnings);
-	}
-	array_foreach(&warnings, warning)
-		e_warning(ruser->event, "%s", *warning);
+	referral_lookup_fill_record(ruser, record, &raw_entries,
+				    referral_raw_entry_covers, &covers);
 	e_debug(ruser->event, "Directory has %u entries for %s",
 		array_count(&record->entries), str_sanitize(vname, 128));
 	pool_unref(&pool);

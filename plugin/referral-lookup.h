@@ -8,6 +8,9 @@ struct referral_user;
 /* Deepest hierarchy level whose subtree entries are looked for: bounds the
    size of the directory query whatever name a client sends. */
 #define REFERRAL_MAX_ANCESTORS 32
+/* Longest imapReferralMailbox (the schema's limit): longer names, which a
+   client may send, are never looked for. */
+#define REFERRAL_MAX_NAME_LENGTH 4096
 
 /* Where a mailbox lives. Everything in it is in the data stack. */
 struct referral_target {
@@ -22,7 +25,8 @@ struct referral_target {
 
 /* Returns the names of vname's ancestors in its namespace, shallowest
    first ("Public", "Public/Sales" for "Public/Sales/Q1" with separator
-   '/'), at most REFERRAL_MAX_ANCESTORS. Allocated from the data stack. */
+   '/'), at most REFERRAL_MAX_ANCESTORS and none longer than
+   REFERRAL_MAX_NAME_LENGTH. Allocated from the data stack. */
 const char *const *referral_name_ancestors(const char *vname, char sep);
 
 /* Returns TRUE if entry1 takes precedence over entry2, both for the same
@@ -43,6 +47,18 @@ referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
 /* Returns the name vname has on the servers of entry. Data stack. */
 const char *referral_entry_remote_name(const struct referral_entry *entry,
 				       const char *vname);
+
+struct referral_cache_record;
+
+/* Returns TRUE if a raw entry belongs in a record. */
+typedef bool referral_entry_filter_t(const struct referral_directory_entry *raw,
+				     void *context);
+/* Validate the raw entries that filter accepts (and whose names are safe)
+   into record, logging what had to be skipped. */
+void referral_lookup_fill_record(struct referral_user *ruser,
+				 struct referral_cache_record *record,
+				 const ARRAY_TYPE(referral_directory_entry) *raw_entries,
+				 referral_entry_filter_t *filter, void *context);
 
 /* Returns TRUE if this server is among entry's servers. */
 bool referral_entry_is_local(struct referral_user *ruser,

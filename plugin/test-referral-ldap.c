@@ -55,6 +55,10 @@ static void test_referral_ldap_lookup_filter(void)
 		"(&(imapReferralScope=subtree)"
 		"(|(imapReferralMailbox=Public)"
 		"(imapReferralMailbox=Public/Sales\\2A)))))");
+	/* a name too long to have an entry: only the subtrees above */
+	test_assert_strcmp(referral_ldap_lookup_filter(NULL, one),
+		"(&(objectClass=imapMailboxReferral)"
+		"(&(imapReferralScope=subtree)(imapReferralMailbox=Public)))");
 	test_end();
 }
 

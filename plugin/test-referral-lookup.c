@@ -73,7 +73,8 @@ test_dir_lookup(struct referral_directory *dir ATTR_UNUSED,
 		return -1;
 	}
 	for (te = test_entries; te->mailbox != NULL; te++) {
-		if (!test_list_all && strcmp(te->mailbox, name) != 0 &&
+		if (!test_list_all &&
+		    (name == NULL || strcmp(te->mailbox, name) != 0) &&
 		    !str_array_find(ancestors, te->mailbox))
 			continue;
 		entry = array_append_space(entries);
