@@ -95,6 +95,16 @@ void referral_entry_parse(pool_t pool,
 			array_push_back(&entry_r->servers, &server);
 		}
 	}
+	if (array_count(&entry_r->servers) > REFERRAL_MAX_SERVERS) {
+		referral_entry_warn(warnings, input,
+			"%u imapReferralServer values, using the %u with the "
+			"lowest preference", array_count(&entry_r->servers),
+			REFERRAL_MAX_SERVERS);
+		referral_servers_sort(&entry_r->servers, 0);
+		array_delete(&entry_r->servers, REFERRAL_MAX_SERVERS,
+			     array_count(&entry_r->servers) -
+			     REFERRAL_MAX_SERVERS);
+	}
 	if (entry_r->error == NULL && array_count(&entry_r->servers) == 0) {
 		referral_entry_warn(warnings, input,
 			"No valid imapReferralServer value");

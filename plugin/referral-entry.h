@@ -14,6 +14,10 @@ struct referral_directory_entry {
 };
 ARRAY_DEFINE_TYPE(referral_directory_entry, struct referral_directory_entry);
 
+/* Most servers one entry may list: replies and RENAME's pairs (old
+   servers x new servers) stay bounded whatever the directory holds. */
+#define REFERRAL_MAX_SERVERS 16
+
 /* A validated entry. */
 struct referral_entry {
 	const char *dn;

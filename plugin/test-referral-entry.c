@@ -124,12 +124,40 @@ static void test_referral_entry_invalid_other(void)
 	test_end();
 }
 
+static void test_referral_entry_many_servers(void)
+{
+	const char *servers[40];
+	struct referral_directory_entry input = {
+		.dn = "cn=many", .mailbox = "Public/Many", .servers = servers,
+	};
+	struct referral_entry entry;
+	ARRAY_TYPE(const_string) warnings;
+	const struct referral_server *server;
+	unsigned int i;
+
+	test_begin("referral_entry_parse caps the servers");
+	for (i = 0; i < 39; i++) {
+		servers[i] = t_strdup_printf("%u host%u.example.com",
+					     100 - i, i);
+	}
+	servers[39] = NULL;
+	test_parse(&input, &entry, &warnings);
+	test_assert(entry.error == NULL);
+	test_assert(array_count(&entry.servers) == REFERRAL_MAX_SERVERS);
+	test_assert(array_count(&warnings) == 1);
+	/* the lowest preferences are kept */
+	array_foreach(&entry.servers, server)
+		test_assert(server->preference <= 100 - 39 + REFERRAL_MAX_SERVERS);
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
 		test_referral_entry_valid,
 		test_referral_entry_invalid_servers,
 		test_referral_entry_invalid_other,
+		test_referral_entry_many_servers,
 		NULL
 	};
 	return test_run(test_functions);
