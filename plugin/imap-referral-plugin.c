@@ -1,8 +1,9 @@
 /* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
 
 /* The IMAP side of mailbox referrals: what only makes sense in IMAP (the
-   capability, later the RLIST/RLSUB commands). The referral logic itself
-   is in the mailbox_referrals mail plugin, which this one depends on. */
+   capability here, RLIST/RLSUB/LIST (REMOTE) in imap-referral-list.c).
+   The referral logic itself is in the mailbox_referrals mail plugin, which
+   this one depends on. */
 
 #include "imap-common.h"
 #include "referral-plugin.h"
@@ -15,7 +16,6 @@ const char *imap_mailbox_referrals_plugin_dependencies[] = {
 	"mailbox_referrals", NULL
 };
 
-static struct module *imap_referral_module;
 static imap_client_created_func_t *next_hook_client_created;
 
 static void imap_referral_client_created(struct client **clientp)
@@ -31,9 +31,8 @@ static void imap_referral_client_created(struct client **clientp)
 		next_hook_client_created(clientp);
 }
 
-void imap_mailbox_referrals_plugin_init(struct module *module)
+void imap_mailbox_referrals_plugin_init(struct module *module ATTR_UNUSED)
 {
-	imap_referral_module = module;
 	next_hook_client_created =
 		imap_client_created_hook_set(imap_referral_client_created);
 	imap_referral_list_commands_init();

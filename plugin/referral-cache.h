@@ -29,7 +29,7 @@ referral_cache_lookup(struct referral_cache *cache, const char *name);
    replaces any older record for name. The cache owns it. */
 struct referral_cache_record *
 referral_cache_add(struct referral_cache *cache, const char *name);
-/* Forget everything (e.g. after the directory was changed by us). */
+/* Forget everything. */
 void referral_cache_clear(struct referral_cache *cache);
 
 #endif

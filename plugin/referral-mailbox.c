@@ -4,13 +4,16 @@
    fails with the referral. imap turns a storage error whose text starts
    with '[' into "NO <text>" verbatim, so setting the error to
    "[REFERRAL url ...] text" is all it takes for SELECT, EXAMINE, STATUS,
-   APPEND, DELETE, CREATE and the destination of COPY and MOVE. */
+   APPEND, DELETE (which opens the mailbox first), CREATE and the
+   destination of COPY and MOVE. */
 
 #include "lib.h"
 #include "array.h"
 #include "mail-namespace.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
+#include "referral-cache.h"
+#include "referral-index.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
 #include "referral-plugin.h"
@@ -21,6 +24,9 @@ struct referral_storage_module referral_storage_module =
 #define REFERRAL_RENAME_PUBLISHED_ERROR \
 	"Mailbox is published in the referral directory; " \
 	"an administrator must move its directory entry"
+#define REFERRAL_RENAME_CHILDREN_ERROR \
+	"Mailboxes below it are published in the referral " \
+	"directory; an administrator must move their entries"
 
 static const char *referral_url_user(struct mail_user *user)
 {
@@ -141,15 +147,6 @@ referral_mailbox_create(struct mailbox *box,
 	return rbox->module_ctx.super.create_box(box, update, directory);
 }
 
-static int referral_mailbox_delete(struct mailbox *box)
-{
-	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(box);
-
-	if (referral_mailbox_check(box) < 0)
-		return -1;
-	return rbox->module_ctx.super.delete_box(box);
-}
-
 static void
 referral_rename_side_init(struct referral_rename_side *side, int lookup_ret,
 			  const struct referral_target *target,
@@ -179,6 +176,7 @@ referral_rename_orphans_entries(struct referral_user *ruser,
 				const struct referral_target *old_target)
 {
 	ARRAY_TYPE(referral_directory_entry) entries;
+	const struct referral_cache_record *listing;
 	const char *prefix, *error;
 	pool_t pool;
 	bool orphans;
@@ -186,6 +184,18 @@ referral_rename_orphans_entries(struct referral_user *ruser,
 	if (old_target->own_entry) {
 		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
 				       REFERRAL_RENAME_PUBLISHED_ERROR);
+		return TRUE;
+	}
+	/* a cached listing of the namespace knows; else ask for the
+	   entries below the name only */
+	listing = referral_cache_lookup(ruser->list_cache,
+					src->list->ns->prefix);
+	if (listing != NULL && listing->index != NULL) {
+		if (!referral_index_has_entries_below(listing->index,
+						      src->vname))
+			return FALSE;
+		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+				       REFERRAL_RENAME_CHILDREN_ERROR);
 		return TRUE;
 	}
 	prefix = t_strdup_printf("%s%c", src->vname,
@@ -199,8 +209,7 @@ referral_rename_orphans_entries(struct referral_user *ruser,
 		orphans = TRUE;
 	} else if (array_count(&entries) > 0) {
 		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
-			"Mailboxes below it are published in the referral "
-			"directory; an administrator must move their entries");
+				       REFERRAL_RENAME_CHILDREN_ERROR);
 		orphans = TRUE;
 	} else {
 		orphans = FALSE;
@@ -278,7 +287,6 @@ void referral_mailbox_allocated(struct mailbox *box)
 	v->open = referral_mailbox_open;
 	v->get_status = referral_mailbox_get_status;
 	v->create_box = referral_mailbox_create;
-	v->delete_box = referral_mailbox_delete;
 	v->rename_box = referral_mailbox_rename;
 	v->exists = referral_mailbox_exists;
 	v->set_subscribed = referral_mailbox_set_subscribed;

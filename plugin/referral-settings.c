@@ -200,7 +200,8 @@ int referral_settings_parse(pool_t pool, referral_setting_lookup_t *lookup,
 			REFERRAL_DEFAULT_CACHE_TTL_SECS * 1000,
 			&ttl_msecs, error_r) < 0)
 		return -1;
-	set->cache_ttl_secs = ttl_msecs / 1000;
+	/* the cache counts seconds: a TTL below one second still caches */
+	set->cache_ttl_secs = (ttl_msecs + 999) / 1000;
 	if (referral_setting_uint(lookup, context, "cache_size",
 				  REFERRAL_DEFAULT_CACHE_SIZE,
 				  &set->cache_size, error_r) < 0)
