@@ -410,7 +410,7 @@ referral_list_check_basic_args(struct client_command_context *cmd,
 	return TRUE;
 }
 
-static bool cmd_rlist(struct client_command_context *cmd)
+static bool cmd_rlist_full(struct client_command_context *cmd, bool lsub)
 {
 	const struct imap_arg *args;
 
@@ -418,20 +418,19 @@ static bool cmd_rlist(struct client_command_context *cmd)
 		return FALSE;
 	if (!referral_list_check_basic_args(cmd, args))
 		return TRUE;
-	if (referral_list_is_root_request(args))
+	if (!lsub && referral_list_is_root_request(args))
 		return referral_orig_cmd_list(cmd);
-	return referral_list_full(cmd, args, FALSE);
+	return referral_list_full(cmd, args, lsub);
+}
+
+static bool cmd_rlist(struct client_command_context *cmd)
+{
+	return cmd_rlist_full(cmd, FALSE);
 }
 
 static bool cmd_rlsub(struct client_command_context *cmd)
 {
-	const struct imap_arg *args;
-
-	if (!client_read_args(cmd, 0, 0, &args))
-		return FALSE;
-	if (!referral_list_check_basic_args(cmd, args))
-		return TRUE;
-	return referral_list_full(cmd, args, TRUE);
+	return cmd_rlist_full(cmd, TRUE);
 }
 
 static bool referral_list_args_have_remote(const struct imap_arg *args)
