@@ -82,7 +82,8 @@ def test_wrong_password_is_unavailable_and_not_logged():
         expect(r.text.startswith("NO [UNAVAILABLE]"),
                "SELECT with a wrong bind password: %r" % r.tagged)
         expect_usable(c, "after a failed bind")
-    text = d.log_text()
+    # Dovecot's log process writes asynchronously
+    text = d.wait_log(lambda t: "Invalid credentials" in t)
     expect("Invalid credentials" in text and READER in text,
            "the failed bind is logged with its DN and reason:\n%s"
            % text[-2000:])

@@ -184,7 +184,8 @@ def test_limited_reader_does_not_pretend():
         expect_eq(r.text, UNAVAILABLE, "the tagged text (timing stripped)")
         r = c.command("NOOP")
         expect_ok(r, "NOOP afterwards")
-    text = limited.log_text()
+    # Dovecot's log process writes asynchronously
+    text = limited.wait_log(lambda t: "size.prtotal" in t)
     expect("size.prtotal" in text,
            "the log of the limited Dovecot does not tell the administrator "
            "how to let the bind DN page past the limit:\n%s" % "\n".join(

@@ -216,7 +216,13 @@ def _expect_tls_binds(directory, dn, port, starttls, what):
     established before the BIND (after a successful STARTTLS extended
     operation when starttls, without one otherwise), and slapd saw the
     bind with a security strength factor > 0."""
-    conns = wait_until(lambda: _bind_connections(directory, dn))
+    def complete():
+        # slapd may still be writing a connection's last lines
+        conns = _bind_connections(directory, dn)
+        done = conns and all(_index(lines, "SRCH base=") is not None
+                             for lines in conns.values())
+        return conns if done else None
+    conns = wait_until(complete) or _bind_connections(directory, dn)
     expect(conns, "%s: slapd's log has no BIND as %s:\n%s"
            % (what, dn, directory.log_tail(40)))
     for cid, lines in sorted(conns.items()):
@@ -308,7 +314,13 @@ def test_directory_requiring_tls():
                % (secure.url, plain.reader_dn) in l for l in errors),
            "%s: the error line does not give the refused bind:\n%s"
            % (what, "\n".join(errors)))
-    conns = _bind_connections(secure, plain.reader_dn)
+    # slapd logs a RESULT after sending it: wait for the lines to appear
+    def refused():
+        conns = _bind_connections(secure, plain.reader_dn)
+        done = conns and all(_index(lines, "RESULT tag=97") is not None
+                             for lines in conns.values())
+        return conns if done else None
+    conns = wait_until(refused) or _bind_connections(secure, plain.reader_dn)
     expect(conns, "%s: slapd's log has no BIND as %s" % (what,
                                                          plain.reader_dn))
     for lines in conns.values():
