@@ -30,7 +30,7 @@
 #define REFERRAL_LDAP_PAGE_SIZE 500
 /* A listing with more entries than this fails rather than growing the
    imap process without bound. */
-#define REFERRAL_LDAP_MAX_ENTRIES 100000
+#define REFERRAL_LDAP_MAX_ENTRIES 50000
 /* A kept connection idle for longer is replaced before use: firewalls and
    NATs drop idle connections silently, which would cost a whole timeout. */
 #define REFERRAL_LDAP_MAX_IDLE_SECS 60
@@ -177,7 +177,7 @@ referral_ldap_sbio_wait(Sockbuf_IO_Desc *sbiod, short events)
 
 	if (events == POLLIN &&
 	    LBER_SBIOD_CTRL_NEXT(sbiod, LBER_SB_OPT_DATA_READY, NULL) > 0) {
-		/* the read-ahead layer below has it already */
+		/* a layer below has it buffered already */
 		return 0;
 	}
 	if (ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1)
@@ -246,12 +246,14 @@ referral_ldap_conncb_add(LDAP *ld ATTR_UNUSED, Sockbuf *sb,
 			 struct ldap_conncb *ctx)
 {
 	/* Right after connect(), before an ldaps:// handshake. libldap adds
-	   its TCP and read-ahead layers at the provider level after this
-	   callback: one level up puts ours above them and below TLS. */
+	   its TCP layer at the provider level after this callback: one level
+	   up puts ours above it and below TLS. */
 	return ber_sockbuf_add_io(sb, &referral_ldap_sbio_deadline,
 				  LBER_SBIOD_LEVEL_PROVIDER + 1, ctx->lc_arg);
 }
 
+/* The layer stays until libldap frees the sockbuf: libldap calls this
+   before it sends the unbind and closes TLS, which must stay bounded. */
 static void
 referral_ldap_conncb_del(LDAP *ld ATTR_UNUSED, Sockbuf *sb ATTR_UNUSED,
 			 struct ldap_conncb *ctx ATTR_UNUSED)
@@ -361,6 +363,17 @@ referral_ldap_connect(struct ldap_referral_directory *ldir,
 	}
 	if ((set->tls || strstr(set->uris, "ldaps://") != NULL) &&
 	    referral_ldap_set_tls_options(ldir, error_r) < 0) {
+		referral_ldap_disconnect(ldir);
+		return -1;
+	}
+	/* Connect now, each URI with its share of the deadline, so that
+	   what STARTTLS and the bind may wait for is computed after the time
+	   spent on servers that didn't answer. */
+	referral_ldap_set_timeouts(ldir);
+	ret = ldap_connect(ldir->ld);
+	if (ret != LDAP_SUCCESS) {
+		*error_r = t_strdup_printf("Connecting to %s failed: %s",
+			set->uris, ldap_err2string(ret));
 		referral_ldap_disconnect(ldir);
 		return -1;
 	}
@@ -514,13 +527,19 @@ referral_ldap_search_all(struct ldap_referral_directory *ldir,
 					       &tv);
 		referral_ldap_set_timeouts(ldir);
 		res = NULL;
+		/* the size limit also stops a server that ignores paging */
 		ret = ldap_search_ext_s(ldir->ld, ldir->set->base,
 					referral_ldap_scope(ldir->set->scope),
 					filter, (char **)referral_ldap_attrs,
 					0, server_ctrls, NULL, &tv,
-					LDAP_NO_LIMIT, &res);
+					REFERRAL_LDAP_MAX_ENTRIES + 1, &res);
 		ldap_control_free(page_ctrl);
 		if (ret != LDAP_SUCCESS) {
+			if (ret == LDAP_SIZELIMIT_EXCEEDED && res != NULL &&
+			    array_count(entries) +
+			    ldap_count_entries(ldir->ld, res) >
+			    REFERRAL_LDAP_MAX_ENTRIES)
+				ldir->too_many_entries = TRUE;
 			if (res != NULL)
 				ldap_msgfree(res);
 			return ret;
@@ -545,6 +564,10 @@ referral_ldap_search_all(struct ldap_referral_directory *ldir,
 		ldap_controls_free(resp_ctrls);
 	} while (ret == LDAP_SUCCESS && cookie != NULL);
 	ber_bvfree(cookie);
+	if (array_count(entries) > REFERRAL_LDAP_MAX_ENTRIES) {
+		ldir->too_many_entries = TRUE;
+		ret = LDAP_ADMINLIMIT_EXCEEDED;
+	}
 	return ret;
 }
 
@@ -571,13 +594,18 @@ referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
 	if (!reused && referral_ldap_connect(ldir, error_r) < 0)
 		return -1;
 	ret = referral_ldap_search_all(ldir, filter, pool, entries);
-	if (ret == LDAP_SERVER_DOWN && reused && array_count(entries) == 0) {
+	if (ret == LDAP_SERVER_DOWN && reused && array_count(entries) == 0 &&
+	    !referral_ldap_deadline_passed(ldir)) {
 		/* The kept connection died while idle (e.g. the server was
 		   restarted): try once more on a new one. */
 		referral_ldap_disconnect(ldir);
 		if (referral_ldap_connect(ldir, error_r) < 0)
 			return -1;
 		ret = referral_ldap_search_all(ldir, filter, pool, entries);
+	}
+	if (ret == LDAP_SERVER_DOWN && referral_ldap_deadline_passed(ldir)) {
+		/* our I/O layer gave up at the deadline */
+		ret = LDAP_TIMEOUT;
 	}
 	if (ret != LDAP_SUCCESS) {
 		*error_r = t_strdup_printf("Search in %s on %s failed: %s%s",
@@ -586,7 +614,8 @@ referral_ldap_query(struct ldap_referral_directory *ldir, const char *filter,
 			t_strdup_printf("more than %u entries",
 					REFERRAL_LDAP_MAX_ENTRIES) :
 			ldap_err2string(ret),
-			ret != LDAP_SIZELIMIT_EXCEEDED ? "" :
+			ret != LDAP_SIZELIMIT_EXCEEDED ||
+			ldir->too_many_entries ? "" :
 			" (paged searches must be allowed past the server's "
 			"size limit for the bind DN, e.g. OpenLDAP's "
 			"limits ... size.prtotal=unlimited)");

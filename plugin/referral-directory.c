@@ -34,9 +34,6 @@ void referral_directory_deinit(struct referral_directory **_dir)
 	event_unref(&event);
 }
 
-/* Log a failed (ret < 0) or successful query: one error line per outage,
-   not one per command, so that a session that keeps trying does not flood
-   the log. */
 /* Returns TRUE if a query may be tried now. While the directory fails,
    one command (one run of the ioloop) tries it once: a command that touches
    many mailboxes (LIST-STATUS, a list index refresh) must not wait a whole
@@ -51,6 +48,9 @@ static bool referral_directory_may_try(struct referral_directory *dir)
 	return FALSE;
 }
 
+/* Log a failed (ret < 0) or successful query: one error line per outage,
+   not one per command, so that a session that keeps trying does not flood
+   the log. */
 static int
 referral_directory_result(struct referral_directory *dir, int ret,
 			  const char *error, const char **error_r)
