@@ -74,8 +74,10 @@ referral_index_build(pool_t pool, const ARRAY_TYPE(referral_entry) *entries,
 	struct referral_index_name *name;
 	const char *const *ancestors;
 	size_t prefix_len = strlen(ns_prefix);
+	const char *last_parents[REFERRAL_MAX_ANCESTORS];
 	unsigned int i, count;
 
+	i_zero(&last_parents);
 	index = p_new(pool, struct referral_index, 1);
 	index->sep = sep;
 	index->is_local = is_local;
@@ -93,20 +95,27 @@ referral_index_build(pool_t pool, const ARRAY_TYPE(referral_entry) *entries,
 	referral_index_sort_merge(index);
 
 	/* parents below the namespace root, so that clients can walk down to
-	   the remote mailboxes */
+	   the remote mailboxes; the names are sorted, so siblings share
+	   parents: skip those just added */
 	count = array_count(&index->names);
 	for (i = 0; i < count; i++) {
 		name = array_idx_modifiable(&index->names, i);
 		if (name->local)
 			continue;
 		T_BEGIN {
-			ancestors = referral_name_ancestors(name->vname, sep);
-			for (; *ancestors != NULL; ancestors++) {
-				if (strlen(*ancestors) <= prefix_len)
+			const char *vname = name->vname;
+			unsigned int level = 0;
+
+			ancestors = referral_name_ancestors(vname, sep);
+			for (; *ancestors != NULL; ancestors++, level++) {
+				if (strlen(*ancestors) <= prefix_len ||
+				    (last_parents[level] != NULL &&
+				     strcmp(last_parents[level], *ancestors) == 0))
 					continue;
 				name = array_append_space(&index->names);
 				name->vname = p_strdup(pool, *ancestors);
 				name->children = TRUE;
+				last_parents[level] = name->vname;
 			}
 		} T_END;
 	}

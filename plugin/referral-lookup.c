@@ -10,6 +10,10 @@
 #include "referral-lookup.h"
 #include "referral-plugin.h"
 
+/* A directory full of bad entries must not flood the log once per
+   listing per session. */
+#define REFERRAL_MAX_LOGGED_WARNINGS 10
+
 #define REFERRAL_UNUSABLE_ENTRY_ERROR \
 	"Remote mailbox has no usable server in the directory"
 
@@ -106,29 +110,41 @@ void referral_lookup_fill_record(struct referral_user *ruser,
 				 const ARRAY_TYPE(referral_directory_entry) *raw_entries,
 				 referral_entry_filter_t *filter, void *context)
 {
-	ARRAY_TYPE(const_string) warnings;
 	const struct referral_directory_entry *raw;
-	const char *const *warning, *msg;
+	unsigned int logged = 0, skipped = 0;
 
-	t_array_init(&warnings, 4);
-	array_foreach(raw_entries, raw) {
-		/* the name may reach the IMAP protocol (listings) */
+	array_foreach(raw_entries, raw) T_BEGIN {
+		ARRAY_TYPE(const_string) warnings;
+		const char *const *warning, *msg;
+
+		/* one data stack frame per entry: a listing may have tens
+		   of thousands */
+		t_array_init(&warnings, 2);
 		if (!referral_mailbox_name_is_safe(raw->mailbox)) {
+			/* the name may reach the IMAP protocol (listings) */
 			msg = t_strdup_printf("Directory entry \"%s\": "
 				"imapReferralMailbox is not UTF-8 or has "
 				"control characters - ignored",
 				str_sanitize(raw->dn, 256));
 			array_push_back(&warnings, &msg);
-			continue;
+		} else if (filter(raw, context)) {
+			referral_entry_parse(record->pool, raw,
+				array_append_space(&record->entries),
+				&warnings);
 		}
-		if (!filter(raw, context))
-			continue;
-		referral_entry_parse(record->pool, raw,
-				     array_append_space(&record->entries),
-				     &warnings);
+		array_foreach(&warnings, warning) {
+			if (logged < REFERRAL_MAX_LOGGED_WARNINGS) {
+				e_warning(ruser->event, "%s", *warning);
+				logged++;
+			} else {
+				skipped++;
+			}
+		}
+	} T_END;
+	if (skipped > 0) {
+		e_warning(ruser->event, "%u more warnings about directory "
+			  "entries not logged", skipped);
 	}
-	array_foreach(&warnings, warning)
-		e_warning(ruser->event, "%s", *warning);
 }
 
 struct referral_covers_context {
