@@ -29,7 +29,9 @@ from common import (check_plugin_built, crash_lines, env, expect, expect_eq,
                     plugin_settings, referral_entry, settle, Failure,
                     PASSWORD, USER)
 from harness.dovecot import Dovecot
-from harness.imap import ImapClient, ImapDisconnected, strip_timing
+from listing_common import (astring, expect_done, expect_listing, F,
+                            listing, parse_list, show)
+from harness.imap import ImapClient, ImapDisconnected
 from harness.ports import free_port
 from harness.slapd import Slapd
 
@@ -67,91 +69,6 @@ def setup_module():
         e.ldap.ldapadd(referral_entry(None, mailbox, servers, **opts)[1])
 
 
-# ------------------------------------------------------------ parsing
-def expect_done(resp, want, what):
-    """The tagged text must be want. Dovecot 2.3 replaces a final "." of
-    its tagged text by " (timing secs).", so "OK List completed." arrives
-    as "OK List completed (0.001 + 0.000 secs)."; the final "." of want is
-    not compared when the timing is there."""
-    if strip_timing(resp.raw_text) != resp.raw_text and want.endswith("."):
-        want = want[:-1]
-    expect_tagged(resp, want, what)
-
-
-_LIST_RE = re.compile(r'^\* (LIST|LSUB) \(([^)]*)\) (NIL|"(?:\\.|[^"\\])") (.*)$',
-                      re.S)
-
-
-def _astring(text):
-    """(value, rest) of an IMAP astring at the start of text."""
-    if text.startswith('"'):
-        out = []
-        i = 1
-        while text[i] != '"':
-            if text[i] == "\\":
-                i += 1
-            out.append(text[i])
-            i += 1
-        return "".join(out), text[i + 1:]
-    m = re.match(r"\{(\d+)\}\r\n", text)
-    if m:
-        n = int(m.group(1))
-        start = m.end()
-        return text[start:start + n], text[start + n:]
-    name, _, rest = text.partition(" ")
-    return name, (" " + rest if rest else "")
-
-
-def parse_list(line):
-    """(kind, frozenset of flags, separator, name, extended data) of a
-    LIST or LSUB response line; flags compared case-insensitively (lower
-    case)."""
-    m = _LIST_RE.match(line)
-    if not m:
-        raise Failure("not a LIST/LSUB line: %r" % line)
-    name, rest = _astring(m.group(4))
-    flags = frozenset(f.lower() for f in m.group(2).split())
-    return m.group(1), flags, m.group(3), name, rest.strip()
-
-
-def listing(resp, kind="LIST"):
-    """{name: flags} of the response's LIST (LSUB) lines; fails if a name
-    appears twice or a line is not a well-formed LIST line."""
-    out = {}
-    for line in resp.untagged:
-        if not line.startswith("* %s " % kind):
-            continue
-        k, flags, sep, name, _ = parse_list(line)
-        expect_eq(sep, '"/"', "separator in %r" % line)
-        expect(name not in out, "%s listed twice: %r" % (name, [
-            l for l in resp.untagged if name in l]))
-        out[name] = flags
-    return out
-
-
-def F(*flags):
-    return frozenset(f.lower() for f in flags)
-
-
-def _show(resp):
-    return "\n    ".join(resp.untagged + [resp.tagged])
-
-
-def _expect_listing(resp, want, what, kind="LIST"):
-    expect_done(resp, "OK %s completed." % ("Lsub" if kind == "LSUB"
-                                              else "List"), what)
-    got = listing(resp, kind)
-    if got != want:
-        missing = sorted(set(want) - set(got))
-        extra = sorted(set(got) - set(want))
-        wrong = sorted("%s: expected (%s) got (%s)" % (
-            n, " ".join(sorted(want[n])), " ".join(sorted(got[n])))
-            for n in set(got) & set(want) if got[n] != want[n])
-        raise Failure("%s:\n  missing: %r\n  unexpected: %r\n  "
-                      "wrong flags: %r\n  response:\n    %s"
-                      % (what, missing, extra, wrong, _show(resp)))
-
-
 # ----------------------------------------------------- RLIST (section 1)
 RLIST_L4R = {
     "Public/L4R": F("\\Noselect", "\\HasChildren"),
@@ -168,7 +85,7 @@ def test_rlist_remote_mailboxes_and_flags():
     e = env()
     with e.client() as c:
         r = c.command('RLIST "" "Public/L4R*"')
-        _expect_listing(r, RLIST_L4R, 'RLIST "" "Public/L4R*"')
+        expect_listing(r, RLIST_L4R, 'RLIST "" "Public/L4R*"')
         for line in r.untagged:
             expect("\\remote" not in line.lower(),
                    "RLIST must not print \\Remote (RFC 2193 predates it): %r"
@@ -208,7 +125,7 @@ def test_rlist_percent_first_level_only():
     e = env()
     with e.client() as c:
         r = c.command('RLIST "" "Public/L4R/%"')
-        _expect_listing(r, {
+        expect_listing(r, {
             "Public/L4R/Deep": F("\\Noselect", "\\HasChildren"),
             "Public/L4R/Leaf": F("\\HasNoChildren"),
             "Public/L4R/Parent": F("\\HasChildren"),
@@ -226,7 +143,7 @@ def test_rlist_percent_first_level_only():
                             (CAFE_WIRE, F("\\HasNoChildren")),
                             ("Public/Sales", F("\\HasNoChildren"))):
             expect(name in got, 'RLIST "" "Public/%%" lacks %s:\n    %s'
-                   % (name, _show(r)))
+                   % (name, show(r)))
             expect_eq(got[name], flags, "flags of %s in RLIST \"\" "
                       "\"Public/%%\"" % name)
 
@@ -246,7 +163,7 @@ def test_rlist_reference():
                       'RLIST %s %s against RLIST "" %s' % (ref, pat, same))
             expect(r1.untagged, "RLIST %s %s listed nothing" % (ref, pat))
         r = c.command('RLIST "Public/L4R/" "%"')
-        _expect_listing(r, {
+        expect_listing(r, {
             "Public/L4R/Deep": F("\\Noselect", "\\HasChildren"),
             "Public/L4R/Leaf": F("\\HasNoChildren"),
             "Public/L4R/Parent": F("\\HasChildren"),
@@ -391,7 +308,7 @@ def test_list_remote():
     e = env()
     with e.client() as c:
         r = c.command('LIST (REMOTE) "" "Public/L4*"')
-        _expect_listing(r, LIST_REMOTE_L4, 'LIST (REMOTE) "" "Public/L4*"')
+        expect_listing(r, LIST_REMOTE_L4, 'LIST (REMOTE) "" "Public/L4*"')
         r = c.command('LIST (REMOTE) "" Public/L4R/Leaf')
         expect_done(r, "OK List completed.", "LIST (REMOTE) Public/L4R/Leaf")
         expect_eq(r.untagged, ['* LIST (\\Remote) "/" Public/L4R/Leaf'],
@@ -412,7 +329,7 @@ def test_list_remote_return_children():
     e = env()
     with e.client() as c:
         r = c.command('LIST (REMOTE) "" "Public/L4*" RETURN (CHILDREN)')
-        _expect_listing(r, LIST_REMOTE_CHILDREN_L4,
+        expect_listing(r, LIST_REMOTE_CHILDREN_L4,
                         'LIST (REMOTE) "" "Public/L4*" RETURN (CHILDREN)')
 
 
@@ -431,18 +348,18 @@ def test_list_remote_return_status():
         status = {}
         for line in r.untagged:
             if line.startswith("* STATUS "):
-                name, rest = _astring(line[len("* STATUS "):])
+                name, rest = astring(line[len("* STATUS "):])
                 status[name] = rest.strip()
         expect_eq(sorted(status), ["Public/L4M/Local", "Public/L4M/Mine"],
                   "mailboxes with STATUS lines (local selectable only) in "
-                  "%s:\n    %s" % (cmd, _show(r)))
+                  "%s:\n    %s" % (cmd, show(r)))
         for name, items in status.items():
             expect(re.match(r"^\(MESSAGES \d+ UIDNEXT \d+\)$", items),
                    "STATUS of %s: %r" % (name, items))
         # every STATUS line follows its mailbox's LIST line
         for i, line in enumerate(r.untagged):
             if line.startswith("* STATUS "):
-                name = _astring(line[len("* STATUS "):])[0]
+                name = astring(line[len("* STATUS "):])[0]
                 expect(i > 0 and parse_list(r.untagged[i - 1])[3] == name,
                        "STATUS line not right after its LIST line: %r"
                        % line)
@@ -558,7 +475,7 @@ def _expect_local_lines(resp, cmd, kind="LIST",
     missing = [n for n in names if n not in got]
     expect(not missing, "%s with the directory stopped: the local %s not "
            "among the lines sent (expected all of %r):\n    %s"
-           % (cmd, " and ".join(missing), list(names), _show(resp)))
+           % (cmd, " and ".join(missing), list(names), show(resp)))
 
 
 def test_outage_before():
@@ -573,7 +490,7 @@ def test_outage_before():
     for name in ("INBOX", "Public/O5/Local", "Public/O5/Remote",
                  "Public/O5/Both", "Public/O5"):
         expect(name in o.before, "RLIST before the outage lacks %s:\n    %s"
-               % (name, _show(r)))
+               % (name, show(r)))
 
 
 def test_outage_rlist():

@@ -21,7 +21,9 @@ from common import (env, expect, expect_eq, expect_ok, expect_tagged,
                     expect_usable, plugin_settings, referral_entry,
                     referral_response, Failure, PASSWORD, USER)
 from harness.dovecot import Dovecot
-from harness.imap import ImapClient, strip_timing
+from listing_common import (astring, expect_done, expect_listing, F,
+                            listing, parse_list, show)
+from harness.imap import ImapClient
 from harness.ports import free_port
 
 CAFE = "Public/L4SCaf\u00e9"
@@ -47,70 +49,6 @@ def teardown_module():
         R = None
 
 
-# ------------------------------------------------------------ helpers
-_LIST_RE = re.compile(r'^\* (LIST|LSUB) \(([^)]*)\) (NIL|"(?:\\.|[^"\\])") (.*)$',
-                      re.S)
-
-
-def _astring(text):
-    if text.startswith('"'):
-        out, i = [], 1
-        while text[i] != '"':
-            if text[i] == "\\":
-                i += 1
-            out.append(text[i])
-            i += 1
-        return "".join(out), text[i + 1:]
-    m = re.match(r"\{(\d+)\}\r\n", text)
-    if m:
-        n = int(m.group(1))
-        return text[m.end():m.end() + n], text[m.end() + n:]
-    name, _, rest = text.partition(" ")
-    return name, (" " + rest if rest else "")
-
-
-def F(*flags):
-    return frozenset(f.lower() for f in flags)
-
-
-def listing(resp, kind="LIST", extended=False):
-    """{name: flags} (or {name: (flags, extended data)}) of the LIST/LSUB
-    lines; a name listed twice fails."""
-    out = {}
-    for line in resp.untagged:
-        if not line.startswith("* %s " % kind):
-            continue
-        m = _LIST_RE.match(line)
-        expect(m, "malformed %s line: %r" % (kind, line))
-        name, rest = _astring(m.group(4))
-        expect(name not in out, "%s listed twice: %r" % (name, resp.untagged))
-        flags = F(*m.group(2).split())
-        out[name] = (flags, rest.strip()) if extended else flags
-    return out
-
-
-def expect_done(resp, want, what):
-    """want is the tagged text; Dovecot 2.3 replaces its final "." by
-    " (timing secs).", so that "." is not compared when timing is there."""
-    if strip_timing(resp.raw_text) != resp.raw_text and want.endswith("."):
-        want = want[:-1]
-    expect_tagged(resp, want, what)
-
-
-def _show(resp):
-    return "\n    ".join(resp.untagged + [resp.tagged])
-
-
-def _expect_listing(resp, want, what, kind="LIST"):
-    expect_done(resp, "OK %s completed." % ("Lsub" if kind == "LSUB"
-                                            else "List"), what)
-    got = listing(resp, kind)
-    expect(got == want, "%s:\n  expected: %r\n  got:      %r\n  response:"
-           "\n    %s" % (what, {k: sorted(v) for k, v in want.items()},
-                         {k: sorted(v) for k, v in got.items()},
-                         _show(resp)))
-
-
 # --------------------------------------------- home (default) behaviour
 def test_subscribe_remote_is_recorded_at_home():
     e = env()
@@ -128,7 +66,7 @@ def test_rlsub_shows_remote_subscriptions():
     e = env()
     with e.client() as c:   # a new session: read back from the home server
         r = c.command('RLSUB "" "Public/L4S*"')
-        _expect_listing(r, {
+        expect_listing(r, {
             "Public/L4S/Remote": F(),
             "Public/L4S/Deep/Leaf": F(),
             "Public/L4S/Local": F(),
@@ -140,14 +78,14 @@ def test_rlsub_shows_remote_subscriptions():
         got = listing(r, "LSUB")
         for name in ("Public/L4S/Remote", CAFE_WIRE, "Public/L4S/Local"):
             expect(name in got, 'RLSUB "" "*" lacks %s:\n    %s'
-                   % (name, _show(r)))
+                   % (name, show(r)))
 
 
 def test_rlsub_percent_shows_noselect_parent():
     e = env()
     with e.client() as c:
         r = c.command('RLSUB "" "Public/L4S/%"')
-        _expect_listing(r, {
+        expect_listing(r, {
             "Public/L4S/Remote": F(),
             "Public/L4S/Local": F(),
             "Public/L4S/Gone": F(),
@@ -165,7 +103,7 @@ def test_lsub_does_not_show_remote():
     e = env()
     with e.client() as c:
         r = c.command('LSUB "" "Public/L4S*"')
-        _expect_listing(r, {"Public/L4S/Local": F()},
+        expect_listing(r, {"Public/L4S/Local": F()},
                         'LSUB "" "Public/L4S*"', "LSUB")
         r = c.command('LSUB "" "*"')
         got = listing(r, "LSUB")
@@ -178,7 +116,7 @@ def test_list_remote_subscribed():
     e = env()
     with e.client() as c:
         r = c.command('LIST (REMOTE SUBSCRIBED) "" "Public/L4S*"')
-        _expect_listing(r, {
+        expect_listing(r, {
             "Public/L4S/Remote": F("\\Subscribed", "\\Remote"),
             "Public/L4S/Deep/Leaf": F("\\Subscribed", "\\Remote"),
             "Public/L4S/Gone": F("\\Subscribed", "\\Remote"),
@@ -199,7 +137,7 @@ def test_list_subscribed_without_remote_hides_remote():
     e = env()
     with e.client() as c:
         r = c.command('LIST (SUBSCRIBED) "" "Public/L4S*"')
-        _expect_listing(r, {"Public/L4S/Local": F("\\Subscribed")},
+        expect_listing(r, {"Public/L4S/Local": F("\\Subscribed")},
                         'LIST (SUBSCRIBED) "" "Public/L4S*"')
 
 
@@ -223,7 +161,7 @@ def test_list_remote_subscribed_recursivematch():
         expect(re.match(r'^\("?CHILDINFO"? \("SUBSCRIBED"\)\)$', ext, re.I),
                'Public/L4S/Deep: expected ("CHILDINFO" ("SUBSCRIBED")) '
                "(RFC 5258 section 3.5), got %r in:\n    %s"
-               % (ext, _show(r)))
+               % (ext, show(r)))
 
 
 def test_list_remote_return_subscribed():
@@ -231,7 +169,7 @@ def test_list_remote_return_subscribed():
     cmd = 'LIST (REMOTE) "" "Public/L4S/*" RETURN (SUBSCRIBED)'
     with e.client() as c:
         r = c.command(cmd)
-        _expect_listing(r, {
+        expect_listing(r, {
             "Public/L4S/Remote": F("\\Subscribed", "\\Remote"),
             "Public/L4S/Deep": F("\\NonExistent"),
             "Public/L4S/Deep/Leaf": F("\\Subscribed", "\\Remote"),
@@ -254,7 +192,7 @@ def test_list_remote_subscribed_return_children_status():
                                 "Public/L4S/Local", "Public/L4S/Remote"],
                   "names of " + cmd)
         status = [l for l in r.untagged if l.startswith("* STATUS ")]
-        expect_eq([_astring(l[len("* STATUS "):])[0] for l in status],
+        expect_eq([astring(l[len("* STATUS "):])[0] for l in status],
                   ["Public/L4S/Local"], "STATUS lines of " + cmd)
 
 
@@ -272,7 +210,7 @@ def test_unsubscribe_remote():
             got = listing(r, kind)
             expect("Public/L4S/Gone" not in got,
                    "%s after UNSUBSCRIBE still shows Public/L4S/Gone:\n    %s"
-                   % (cmd, _show(r)))
+                   % (cmd, show(r)))
             expect("Public/L4S/Remote" in got, "%s lost Public/L4S/Remote"
                    % cmd)
 
@@ -328,7 +266,7 @@ def test_referral_mode_subscribe_remote_refers():
         expect_ok(r, "RLSUB on R")
         got = listing(r, "LSUB")
         expect("Public/L4S/Remote" not in got,
-               "a referred SUBSCRIBE was recorded anyway:\n    %s" % _show(r))
+               "a referred SUBSCRIBE was recorded anyway:\n    %s" % show(r))
 
 
 def test_referral_mode_unsubscribe_remote_refers():
@@ -354,7 +292,7 @@ def test_referral_mode_local_still_works():
         got = listing(r, "LSUB")
         for name in ("INBOX", "Public/L4S/Local"):
             expect(name in got, "LSUB on R lacks %s:\n    %s"
-                   % (name, _show(r)))
+                   % (name, show(r)))
 
 
 def test_referral_mode_no_crash():
