@@ -1,4 +1,5 @@
-/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
 /* RLIST and RLSUB (RFC 2193 section 5) and LIST with the REMOTE selection
    option (RFC 5258): listings that include remote mailboxes.

@@ -1,3 +1,6 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
+
 #ifndef IMAP_REFERRAL_PLUGIN_H
 #define IMAP_REFERRAL_PLUGIN_H
 

@@ -1,4 +1,5 @@
-/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
 /* The LDAP backend, on OpenLDAP's libldap. Mailbox vfuncs are synchronous,
    so queries block the (per-session) imap process, always bounded by

@@ -1,3 +1,6 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
+
 #ifndef REFERRAL_INDEX_H
 #define REFERRAL_INDEX_H
 

@@ -1,4 +1,5 @@
-/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
 /* Mailbox vfunc overrides: where a command that names a remote mailbox
    fails with the referral. imap turns a storage error whose text starts

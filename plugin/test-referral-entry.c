@@ -1,4 +1,5 @@
-/* Copyright (c) 2026 dovecot-mailbox-referrals authors, see the included COPYING file */
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
 #include "lib.h"
 #include "array.h"

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Test harness for the mailbox-referrals Dovecot plugin.
 
 Runs real servers on the loopback interface, each from its own temporary

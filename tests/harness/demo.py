@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """The demo deployment behind ./quickstart demo and ./quickstart stop.
 
     python3 -m harness.demo start|stop|status      (with tests/ on sys.path)

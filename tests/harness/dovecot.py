@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """A real Dovecot 2.3 instance on 127.0.0.1, run as root from its own
 directory.
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """A minimal raw-socket IMAP client for exact-response tests.
 
     c = ImapClient(port)                  # connects, reads the greeting

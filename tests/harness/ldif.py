@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Writing and reading LDIF (RFC 2849) with the standard library."""
 
 import base64

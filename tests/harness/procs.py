@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Bookkeeping of the servers a test run started, so none is left behind.
 
 Every server class registers itself here when it starts and unregisters

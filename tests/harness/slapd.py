@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """A real OpenLDAP slapd on 127.0.0.1, run from its own directory.
 
     ldap = Slapd(config_format="cnconfig")   # or "slapdconf"

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Parsing and checking LIST / LSUB responses, shared by test_listing and
 test_subscriptions."""
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """The bind password never reaches a log: not when lookups work, not when
 the bind fails, not when the directory is down, not with mail_debug on.
 Also: a read-only reader account is all the plugin needs. Own slapd and

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Which operations query the directory, counted in slapd's own log."""
 
 from common import (env, expect, expect_eq, expect_ok, expect_tagged,

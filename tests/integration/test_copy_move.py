@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """COPY, MOVE, UID COPY and UID MOVE to a remote destination (RFC 2193 §4.4,
 RFC 6851): a referral for the destination, and nothing copied, moved,
 flagged or expunged. Local destinations still work.

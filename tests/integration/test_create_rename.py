@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Subtree entries (imapReferralScope: subtree), CREATE (RFC 2193 §4.2) and
 RENAME (RFC 2193 §4.3) on the home server A.
 

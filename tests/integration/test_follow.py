@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Following a referral: the servers it names serve the mailbox locally
 (they recognise themselves), so there is no referral loop (RFC 2193 §3)."""
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Hostile mailbox names: LDAP filter escaping (RFC 4515) and robustness.
 Every command must get a sane tagged answer and leave the session usable."""
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """The directory goes away (stopped, or frozen with SIGSTOP) in the middle
 of a session, then comes back. Uses its own slapd and Dovecot, so the
 shared deployment is not disturbed."""

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """RLIST (RFC 2193 section 5) and LIST (REMOTE) (RFC 5258) on the home
 server A, against directory entries of its own (Public/L4...); plain LIST
 hides remote mailboxes. The directory outage is checked on a small slapd and

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """mailbox_referrals_namespaces may name a namespace by its name ("public")
 instead of its prefix ("Public/")."""
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Exact referral responses from the home server A (RFC 2193 §4.1, URLs as
 RFC 5092)."""
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """Replicas (RFC 2193 §3: several URLs, preferred first): servers of equal
 preference are shuffled per session (load balancing), stable within one
 session; mailbox_referrals_shuffle = no keeps the directory's order; a

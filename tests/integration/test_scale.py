@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """RLIST over a directory larger than slapd's size limit (RFC 2696 paged
 searches; slapd's default sizelimit is 500).
 

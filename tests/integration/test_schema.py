@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """The LDAP schema in both forms (slapd.conf .schema and cn=config .ldif)
 loads into a real slapd, and ldap-schema/example.ldif loads into each.
 

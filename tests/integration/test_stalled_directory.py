@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """A directory that answers halfway and then stalls never holds a session
 longer than mailbox_referrals_ldap_timeout: a BindResponse cut after a few
 bytes, a STARTTLS accepted but no TLS handshake, an ldaps:// peer that

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 dovecot-mailbox-referrals authors.
+# SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """TLS to the directory: STARTTLS (mailbox_referrals_ldap_tls) and
 ldaps:// URIs, certificate verification against
 mailbox_referrals_ldap_tls_ca_cert_file,
