@@ -528,6 +528,8 @@ referral_ldap_search_all(struct ldap_referral_directory *ldir,
 					       &tv);
 		referral_ldap_set_timeouts(ldir);
 		res = NULL;
+		/* a listing's cost is its number of pages */
+		event_inc_int(ldir->dir.request_event, "searches", 1);
 		/* the size limit also stops a server that ignores paging */
 		ret = ldap_search_ext_s(ldir->ld, ldir->set->base,
 					referral_ldap_scope(ldir->set->scope),

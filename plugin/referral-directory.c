@@ -75,6 +75,45 @@ referral_directory_result(struct referral_directory *dir, int ret,
 	return 0;
 }
 
+/* Start a request: its event is created now, so that the duration the
+   finished event gets covers the whole request. */
+static void
+referral_directory_request_begin(struct referral_directory *dir,
+				 const char *operation)
+{
+	i_assert(dir->request_event == NULL);
+
+	dir->request_event = event_create(dir->event);
+	event_add_str(dir->request_event, "operation", operation);
+}
+
+/* Send the request's event; entries is how many entries it returned. */
+static void
+referral_directory_request_finished(struct referral_directory *dir, int ret,
+				    unsigned int entries, const char *error)
+{
+	struct event *event = dir->request_event;
+	struct event_passthrough *e;
+
+	dir->request_event = NULL;
+	e = event_create_passthrough(event)->
+		set_name(REFERRAL_EVENT_DIRECTORY_REQUEST_FINISHED)->
+		add_int("entries", entries);
+	if (ret < 0) {
+		e->add_str("error", error);
+		/* referral_directory_result() logs the error itself, once
+		   per outage */
+		e_debug(e->event(), "Directory %s failed after %u entries",
+			event_find_field_recursive_str(event, "operation"),
+			entries);
+	} else {
+		e_debug(e->event(), "Directory %s finished: %u entries",
+			event_find_field_recursive_str(event, "operation"),
+			entries);
+	}
+	event_unref(&event);
+}
+
 int referral_directory_lookup(struct referral_directory *dir,
 			      const char *name, const char *const *ancestors,
 			      pool_t pool,
@@ -82,13 +121,18 @@ int referral_directory_lookup(struct referral_directory *dir,
 			      const char **error_r)
 {
 	const char *error = NULL;
+	unsigned int count;
 	int ret;
 
 	if (!referral_directory_may_try(dir)) {
 		*error_r = REFERRAL_DIRECTORY_ERROR_TEXT;
 		return -1;
 	}
+	count = array_count(entries);
+	referral_directory_request_begin(dir, "lookup");
 	ret = dir->v.lookup(dir, name, ancestors, pool, entries, &error);
+	referral_directory_request_finished(dir, ret,
+		array_count(entries) - count, error);
 	return referral_directory_result(dir, ret, error, error_r);
 }
 
@@ -98,12 +142,17 @@ int referral_directory_list(struct referral_directory *dir,
 			    const char **error_r)
 {
 	const char *error = NULL;
+	unsigned int count;
 	int ret;
 
 	if (!referral_directory_may_try(dir)) {
 		*error_r = REFERRAL_DIRECTORY_ERROR_TEXT;
 		return -1;
 	}
+	count = array_count(entries);
+	referral_directory_request_begin(dir, "list");
 	ret = dir->v.list(dir, prefix, pool, entries, &error);
+	referral_directory_request_finished(dir, ret,
+		array_count(entries) - count, error);
 	return referral_directory_result(dir, ret, error, error_r);
 }

@@ -37,6 +37,9 @@ struct referral_directory {
 	const char *name;
 	struct referral_directory_vfuncs v;
 	struct event *event;
+	/* The event of the request in progress (NULL between requests):
+	   backends may add fields of their own to it, e.g. "searches". */
+	struct event *request_event;
 	/* TRUE while the directory is failing: its outage has been logged
 	   once and is not logged again until a query succeeds. */
 	bool failing;
@@ -52,9 +55,18 @@ referral_directory_init(const struct referral_settings *set,
 			struct event *parent_event);
 void referral_directory_deinit(struct referral_directory **dir);
 
+/* Sent once per request that reaches the backend (not for those skipped
+   while the directory fails, see referral_directory_lookup()), with the
+   fields operation (lookup or list), entries (how many the backend
+   returned), error (on failure: the backend's error) and the backend's own
+   fields. */
+#define REFERRAL_EVENT_DIRECTORY_REQUEST_FINISHED \
+	"mailbox_referrals_directory_request_finished"
+
 /* Look up entries (see referral_directory_vfuncs.lookup). Failures are
    logged here, once per outage, and reported through error_r to be shown
-   to the client. */
+   to the client. While the directory is failing, the rest of the command
+   (one run of the ioloop) fails at once without asking it again. */
 int referral_directory_lookup(struct referral_directory *dir,
 			      const char *name, const char *const *ancestors,
 			      pool_t pool,

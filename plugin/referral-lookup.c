@@ -3,6 +3,7 @@
 
 #include "lib.h"
 #include "array.h"
+#include "str.h"
 #include "str-sanitize.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
@@ -227,28 +228,37 @@ referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
 				    referral_entry_is_local_cb, ruser);
 }
 
+/* Where the answer of a decision came from (the event's "source"). */
+#define REFERRAL_SOURCE_CACHE "cache"
+#define REFERRAL_SOURCE_LISTING "listing"
+#define REFERRAL_SOURCE_DIRECTORY "directory"
+
 /* Returns the entry covering vname (NULL if none), from the caches or the
-   directory; -1 with error_r if the directory could not be asked. The
-   entry is valid until the caches change. */
+   directory; -1 with error_r if the directory could not be asked. source_r
+   says where the answer came from (or would have). The entry is valid until
+   the caches change. */
 static int
 referral_lookup_entry(struct referral_user *ruser, const char *ns_prefix,
 		      const char *vname, char sep,
 		      const struct referral_entry **entry_r,
-		      const char **error_r)
+		      const char **source_r, const char **error_r)
 {
 	const struct referral_cache_record *record;
 	bool local;
 
+	*source_r = REFERRAL_SOURCE_CACHE;
 	record = referral_cache_lookup(ruser->cache, vname);
 	if (record == NULL) {
 		/* a fresh listing of the namespace knows every name in it:
 		   after a LIST, opening its mailboxes costs no queries */
 		record = referral_cache_lookup(ruser->list_cache, ns_prefix);
 		if (record != NULL && record->index != NULL) {
+			*source_r = REFERRAL_SOURCE_LISTING;
 			*entry_r = referral_index_find_covering(record->index,
 								vname, &local);
 			return 0;
 		}
+		*source_r = REFERRAL_SOURCE_DIRECTORY;
 		record = referral_lookup_directory(ruser, vname, sep, error_r);
 		if (record == NULL)
 			return -1;
@@ -257,9 +267,11 @@ referral_lookup_entry(struct referral_user *ruser, const char *ns_prefix,
 	return 0;
 }
 
-int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
-		    const char *vname, char sep,
-		    struct referral_target *target_r, const char **error_r)
+/* The decision itself: see referral_lookup(). */
+static int
+referral_lookup_decide(struct referral_user *ruser, const char *ns_prefix,
+		       const char *vname, char sep, const char **source_r,
+		       struct referral_target *target_r, const char **error_r)
 {
 	const struct referral_entry *entry;
 	const struct referral_server *server;
@@ -267,7 +279,7 @@ int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
 
 	i_zero(target_r);
 	if (referral_lookup_entry(ruser, ns_prefix, vname, sep,
-				  &entry, error_r) < 0)
+				  &entry, source_r, error_r) < 0)
 		return -1;
 	if (entry == NULL)
 		return 0;
@@ -293,6 +305,69 @@ int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
 	}
 	referral_servers_sort(&target_r->servers, ruser->shuffle_seed);
 	return 1;
+}
+
+/* Send the mailbox_referrals_decision_finished event of a decision (ret as
+   referral_lookup() returns). The fields are data for filters and stats;
+   the log line escapes the client's name. */
+static void
+referral_lookup_finished(struct event *event, const char *vname, int ret,
+			 const char *source,
+			 const struct referral_target *target,
+			 const char *error)
+{
+	struct event_passthrough *e;
+	const struct referral_server *server;
+	string_t *servers;
+
+	e = event_create_passthrough(event)->
+		set_name(REFERRAL_EVENT_DECISION_FINISHED)->
+		add_str("source", source);
+	if (ret < 0) {
+		e->add_str("result", "unavailable")->add_str("error", error);
+		e_debug(e->event(), "Mailbox %s is unavailable "
+			"(answer from %s): %s", str_sanitize(vname, 128),
+			source, error);
+	} else if (ret == 0) {
+		e->add_str("result", "local");
+		e_debug(e->event(), "Mailbox %s is local (answer from %s)",
+			str_sanitize(vname, 128), source);
+	} else {
+		/* validated HOST[:PORT] values: safe in a log line */
+		servers = t_str_new(64);
+		array_foreach(&target->servers, server) {
+			if (str_len(servers) > 0)
+				str_append_c(servers, ' ');
+			str_append(servers,
+				   referral_host_to_string(&server->addr));
+		}
+		e->add_str("result", "remote")->
+			add_str("servers", str_c(servers));
+		e_debug(e->event(), "Mailbox %s is remote on %s "
+			"(answer from %s)", str_sanitize(vname, 128),
+			str_c(servers), source);
+	}
+}
+
+int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
+		    const char *vname, char sep,
+		    struct referral_target *target_r, const char **error_r)
+{
+	struct event *event;
+	const char *source, *error = NULL;
+	int ret;
+
+	/* created before the decision, so that its duration covers the
+	   directory request */
+	event = event_create(ruser->event);
+	event_add_str(event, "mailbox", vname);
+	ret = referral_lookup_decide(ruser, ns_prefix, vname, sep, &source,
+				     target_r, &error);
+	referral_lookup_finished(event, vname, ret, source, target_r, error);
+	event_unref(&event);
+	if (ret < 0)
+		*error_r = error;
+	return ret;
 }
 
 bool referral_self_host(struct referral_user *ruser,

@@ -74,12 +74,20 @@ referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
 			    const ARRAY_TYPE(referral_entry) *entries,
 			    char sep, const char *ns_prefix);
 
+/* Sent once per referral_lookup() call, with the fields mailbox, result
+   (local, remote or unavailable), source (cache, listing or directory),
+   servers (remote: HOST[:PORT] in the order given to the client) and error
+   (unavailable: the text for the client). */
+#define REFERRAL_EVENT_DECISION_FINISHED \
+	"mailbox_referrals_decision_finished"
+
 /* Where does the mailbox vname of the namespace with prefix ns_prefix (and
    hierarchy separator sep) live? Returns 1 and fills
    target_r (data stack) when on other servers, 0 when this server serves
    it (no entry, or this server is among the entry's servers), -1 with
    error_r (text for the client) when it can't be told: the directory is
-   unavailable or the entry covering it is unusable. */
+   unavailable or the entry covering it is unusable. Every call is a
+   decision and sends REFERRAL_EVENT_DECISION_FINISHED. */
 int referral_lookup(struct referral_user *ruser, const char *ns_prefix,
 		    const char *vname, char sep,
 		    struct referral_target *target_r, const char **error_r);

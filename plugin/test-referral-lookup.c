@@ -8,6 +8,7 @@
 #include "array.h"
 #include "str.h"
 #include "ioloop.h"
+#include "lib-event-private.h"
 #include "test-common.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
@@ -354,6 +355,142 @@ static void test_referral_lookup_failure(void)
 	test_end();
 }
 
+/* The named events sent while capturing, one line each: the name and the
+   fields that are set, in a fixed order. */
+static ARRAY_TYPE(const_string) test_events;
+static pool_t test_events_pool;
+
+static bool
+test_event_callback(struct event *event, enum event_callback_type type,
+		    struct failure_context *ctx,
+		    const char *fmt ATTR_UNUSED, va_list args ATTR_UNUSED)
+{
+	static const char *const keys[] = {
+		"operation", "entries", "mailbox", "result", "source",
+		"servers", "error", NULL
+	};
+	const char *const *key, *value, *line;
+	string_t *str;
+
+	if (type != EVENT_CALLBACK_TYPE_SEND)
+		return TRUE;
+	if (event->sending_name == NULL ||
+	    !str_begins(event->sending_name, "mailbox_referrals_")) {
+		/* forced debug would log the other debug lines too */
+		return ctx->type != LOG_TYPE_DEBUG;
+	}
+	str = t_str_new(128);
+	str_append(str, event->sending_name);
+	for (key = keys; *key != NULL; key++) {
+		value = event_find_field_recursive_str(event, *key);
+		if (value != NULL)
+			str_printfa(str, " %s=%s", *key, value);
+	}
+	line = p_strdup(test_events_pool, str_c(str));
+	array_push_back(&test_events, &line);
+	/* not logged: the lines are checked here */
+	return FALSE;
+}
+
+/* Check the captured events against expected (NULL-terminated) and forget
+   them. */
+static void test_events_check(const char *const *expected)
+{
+	const char *const *lines;
+	unsigned int i, count;
+
+	lines = array_get(&test_events, &count);
+	for (i = 0; i < count && expected[i] != NULL; i++)
+		test_assert_strcmp_idx(lines[i], expected[i], i);
+	/* as many as expected: no more, no fewer */
+	test_assert_idx(i == count && expected[i] == NULL, i);
+	array_clear(&test_events);
+	p_clear(test_events_pool);
+}
+
+static void test_referral_lookup_events(void)
+{
+	test_begin("referral_lookup: events");
+	test_setup(60);
+	i_array_init(&test_events, 8);
+	test_events_pool = pool_alloconly_create("test events", 1024);
+	/* e_debug() sends events only when someone wants them: the stats
+	   process or a debug filter in a server, forced debug here */
+	event_set_forced_debug(test_ruser.event, TRUE);
+	event_register_callback(test_event_callback);
+
+	(void)test_lookup("Public/Multi");
+	(void)test_lookup("Public/Multi");
+	(void)test_lookup("Public/Replica");
+	(void)test_lookup("Public/Nothing");
+	test_events_check((const char *const []){
+		"mailbox_referrals_directory_request_finished "
+		"operation=lookup entries=1",
+		"mailbox_referrals_decision_finished mailbox=Public/Multi "
+		"result=remote source=directory "
+		"servers=a.example.com b.example.com c.example.com",
+		"mailbox_referrals_decision_finished mailbox=Public/Multi "
+		"result=remote source=cache "
+		"servers=a.example.com b.example.com c.example.com",
+		"mailbox_referrals_directory_request_finished "
+		"operation=lookup entries=1",
+		"mailbox_referrals_decision_finished mailbox=Public/Replica "
+		"result=local source=directory",
+		"mailbox_referrals_directory_request_finished "
+		"operation=lookup entries=0",
+		"mailbox_referrals_decision_finished mailbox=Public/Nothing "
+		"result=local source=directory",
+		NULL
+	});
+
+	/* unusable entries and a failing directory; a lookup skipped while
+	   the directory fails is a decision without a request */
+	test_expect_errors(2);
+	(void)test_lookup("Public/Broken");
+	test_expect_no_more_errors();
+	test_dir.fail = TRUE;
+	ioloop_timeval.tv_usec++;
+	test_expect_error_string("test directory down");
+	(void)test_lookup("Public/Sales");
+	test_expect_no_more_errors();
+	(void)test_lookup("Public/Sales");
+	test_events_check((const char *const []){
+		"mailbox_referrals_directory_request_finished "
+		"operation=lookup entries=1",
+		"mailbox_referrals_decision_finished mailbox=Public/Broken "
+		"result=unavailable source=directory "
+		"error=Remote mailbox has no usable server in the directory",
+		"mailbox_referrals_directory_request_finished "
+		"operation=lookup entries=0 error=test directory down",
+		"mailbox_referrals_decision_finished mailbox=Public/Sales "
+		"result=unavailable source=directory "
+		"error=Referral directory is unavailable, try again later",
+		"mailbox_referrals_decision_finished mailbox=Public/Sales "
+		"result=unavailable source=directory "
+		"error=Referral directory is unavailable, try again later",
+		NULL
+	});
+
+	/* a cached listing answers */
+	test_dir.fail = FALSE;
+	ioloop_timeval.tv_usec++;
+	test_list_all = TRUE;
+	test_cache_listing();
+	test_list_all = FALSE;
+	(void)test_lookup("Public/Projects/Here");
+	test_events_check((const char *const []){
+		"mailbox_referrals_decision_finished "
+		"mailbox=Public/Projects/Here result=local source=listing",
+		NULL
+	});
+
+	event_unregister_callback(test_event_callback);
+	array_free(&test_events);
+	pool_unref(&test_events_pool);
+	test_teardown();
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
@@ -363,6 +500,7 @@ int main(void)
 		test_referral_lookup_cache,
 		test_referral_lookup_from_listing,
 		test_referral_lookup_failure,
+		test_referral_lookup_events,
 		NULL
 	};
 	return test_run(test_functions);
