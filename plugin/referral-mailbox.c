@@ -57,9 +57,12 @@ referral_mailbox_lookup(struct mailbox *box, struct referral_target *target_r)
    set to the referral (or to UNAVAILABLE) if not. */
 static int referral_mailbox_check(struct mailbox *box)
 {
+	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(box);
 	struct referral_target target;
 	int ret;
 
+	if (rbox->local)
+		return 0;
 	T_BEGIN {
 		ret = referral_mailbox_lookup(box, &target);
 		if (ret > 0) {
@@ -71,6 +74,8 @@ static int referral_mailbox_check(struct mailbox *box)
 					&target));
 		}
 	} T_END;
+	if (ret == 0)
+		rbox->local = TRUE;
 	return ret == 0 ? 0 : -1;
 }
 

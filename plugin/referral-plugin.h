@@ -45,6 +45,9 @@ struct referral_mailbox_list {
 
 struct referral_mailbox {
 	union mailbox_module_context module_ctx;
+	/* this server serves the mailbox: decided once per struct mailbox
+	   (e.g. STATUS checks, then opens) */
+	bool local;
 };
 
 extern MODULE_CONTEXT_DEFINE(referral_user_module,
