@@ -40,6 +40,24 @@ MAIL_UID = 5000
 MAIL_GID = 5000
 
 
+# Dovecot 2.3 stats metrics for the plugin's events (see "Events and
+# metrics" in README.md); written when Dovecot(metrics=True).
+METRICS_CONFIG = """\
+metric mailbox_referrals_decisions {
+  filter = event=mailbox_referrals_decision_finished
+  group_by = result source
+}
+metric mailbox_referrals_directory_requests {
+  filter = event=mailbox_referrals_directory_request_finished
+  fields = entries searches
+  group_by = operation
+}
+metric mailbox_referrals_directory_failures {
+  filter = event=mailbox_referrals_directory_request_finished AND error=*
+}
+"""
+
+
 class DovecotError(Exception):
     pass
 
@@ -60,7 +78,7 @@ class Dovecot:
                  plugin_settings=None, with_plugin=True,
                  mail_plugin_dir=BUILD_MODULE_DIR, users=None,
                  extra_users=None, debug=False, extra_config="",
-                 detached=False):
+                 metrics=False, detached=False):
         """name: short label used in paths and repr.
         plugin_settings: dict written into plugin { }.
         with_plugin: load mailbox_referrals / imap_mailbox_referrals.
@@ -69,6 +87,8 @@ class Dovecot:
         users: dict user -> password (default alice and bob, "secret");
         extra_users: added to those.
         debug: mail_debug and auth_debug.
+        metrics: the stats metrics of METRICS_CONFIG (read them with
+        doveadm_stats_dump()).
         detached: the instance survives this Python process (demo).
         """
         self.name = name
@@ -83,6 +103,7 @@ class Dovecot:
         self.users.update(extra_users or {})
         self.debug = debug
         self.extra_config = extra_config
+        self.metrics = metrics
         self.detached = detached
         self.master_pid = None
 
@@ -189,7 +210,8 @@ plugin {{
 """.format(name=self.name, w=w, port=self.port, debug=debug,
            uid=MAIL_UID, gid=MAIL_GID,
            plugins=plugins, plugin_lines=plugin_lines,
-           extra=self.extra_config)
+           extra=(METRICS_CONFIG if self.metrics else "") +
+           self.extra_config)
 
     def write_config(self):
         """Write users and dovecot.conf, and check it with doveconf."""
