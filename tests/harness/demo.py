@@ -10,6 +10,8 @@
   remote  Dovecot on 127.0.0.1:10144, holding Public/Sales, Public/Projects,
           Public/Projects/2026 and Public/Archive/2025, seeded over IMAP
 
+Both have the stats metric blocks of harness.dovecot.METRICS_CONFIG.
+
 Both Dovecot instances load the installed plugin modules (make install).
 Everything lives in $MAILBOX_REFERRALS_DEMO_DIR (default
 /tmp/mailbox-referrals-demo) and keeps running after this script exits.
@@ -70,11 +72,11 @@ def _servers():
     home = Dovecot("home", workdir=os.path.join(DEMO_DIR, "home"),
                    port=HOME_PORT, mail_plugin_dir=INSTALLED_MODULE_DIR,
                    plugin_settings=_settings("127.0.0.1:%d" % HOME_PORT),
-                   detached=True)
+                   metrics=True, detached=True)
     remote = Dovecot("remote", workdir=os.path.join(DEMO_DIR, "remote"),
                      port=REMOTE_PORT, mail_plugin_dir=INSTALLED_MODULE_DIR,
                      plugin_settings=_settings("127.0.0.1:%d" % REMOTE_PORT),
-                     detached=True)
+                     metrics=True, detached=True)
     return ldap, home, remote
 
 
@@ -220,6 +222,7 @@ Try it yourself:
   password secret, and open a folder under Public/.
   ldapsearch -x -H ldap://127.0.0.1:{ldap} -b ou=referrals,{suffix}
 
+Stats: doveadm -c {dir}/home/dovecot.conf stats dump
 Logs:  {dir}/home/dovecot.log  {dir}/remote/dovecot.log  {dir}/ldap/slapd.log
 Stop:  ./quickstart stop""".format(ldap=LDAP_PORT, suffix=SUFFIX, rootdn=ROOTDN,
                                   rootpw=ROOTPW, home=HOME_PORT,
