@@ -228,7 +228,10 @@ referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
 				    referral_entry_is_local_cb, ruser);
 }
 
-/* Where the answer of a decision came from (the event's "source"). */
+/* Where the answer of a decision came from (the event's "source").
+   "directory" also covers a lookup that failed or was skipped while the
+   directory fails, and a name too long for any entry that has no parent to
+   ask about (referral_lookup_directory() then knows the answer). */
 #define REFERRAL_SOURCE_CACHE "cache"
 #define REFERRAL_SOURCE_LISTING "listing"
 #define REFERRAL_SOURCE_DIRECTORY "directory"
