@@ -288,9 +288,9 @@ referral_mailbox_list_iter_next(struct mailbox_list_iterate_context *_ctx)
 	const struct mailbox_info *info;
 
 	while (!ctx->local_done) {
-		/* Normally the data stack frame is in mailbox_list_iter_next(),
-		   but we're bypassing it here by calling super.iter_next()
-		   directly. */
+		/* this loop may skip thousands of hidden names within one
+		   call of ours, and the frame mailbox_list_iter_next() gives
+		   us covers the whole call: bound each step's temporaries */
 		T_BEGIN {
 			info = rlist->module_ctx.super.iter_next(_ctx);
 		} T_END;
