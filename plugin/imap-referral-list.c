@@ -1,16 +1,21 @@
 /* Copyright (c) 2026 dovecot-mailbox-referrals authors.
    SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
-/* RLIST and RLSUB (RFC 2193 section 5) and LIST with the REMOTE selection
-   option (RFC 5258): listings that include remote mailboxes.
+/* The listings that show remote mailboxes: RLIST and RLSUB (RFC 2193
+   section 5) and LIST with the REMOTE selection option (RFC 5258).
 
-   Dovecot's cmd_list_full() has no way to print the \Remote attribute, so
-   these commands have their own output loop; the listing itself is the
-   normal mailbox list iteration, which the mail plugin extends with the
-   directory's mailboxes when asked with MAILBOX_LIST_ITER_REFERRAL_REMOTE. Plain LIST goes to Dovecot's own command. */
+   The three commands share one argument parser, driven by the table of
+   options below, and one output loop. The entries come from the normal
+   mailbox list iteration, which the mail plugin extends with the
+   directory's mailboxes when the iteration flags include
+   MAILBOX_LIST_ITER_REFERRAL_REMOTE; the output loop is ours because
+   Dovecot's LIST has no way to print \Remote. LIST without REMOTE and the
+   hierarchy separator request RLIST <ref> "" are left to Dovecot's LIST. */
 
 #include "imap-common.h"
+#include "array.h"
 #include "str.h"
+#include "str-sanitize.h"
 #include "imap-quote.h"
 #include "imap-utf7.h"
 #include "imap-list.h"
@@ -21,459 +26,584 @@
 #include "referral-mailbox-list.h"
 #include "imap-referral-plugin.h"
 
-struct referral_list_context {
-	struct client_command_context *cmd;
-	struct mail_user *user;
-	enum mailbox_list_iter_flags list_flags;
-	struct imap_status_items status_items;
-	struct mailbox_list_iterate_context *iter;
-
-	/* mailbox_referrals_list_failures() when the listing started */
-	unsigned int failures_before;
-
-	bool lsub:1;
-	bool lsub_no_unsubscribed:1;
-	/* LIST-EXTENDED syntax was used */
-	bool extended:1;
-	/* LIST (REMOTE): mark remote mailboxes \Remote */
-	bool remote_attr:1;
-	bool used_status:1;
+/* The parenthesised list an option word may appear in */
+enum rlist_option_place {
+	/* LIST (<selection options>) <reference> <pattern> */
+	RLIST_IN_SELECTION,
+	/* ... RETURN (<return options>) */
+	RLIST_IN_RETURN,
 };
 
-static command_func_t *referral_orig_cmd_list;
-static enum command_flags referral_orig_cmd_list_flags;
+enum rlist_option_kind {
+	/* adds its iteration flags */
+	RLIST_OPT_ITER_FLAGS,
+	/* STATUS (<items>) of RFC 5819: followed by a list of its own */
+	RLIST_OPT_STATUS,
+};
 
-static bool
-referral_list_parse_select(struct referral_list_context *ctx,
-			   const struct imap_arg *args)
+struct rlist_option {
+	const char *name;
+	enum mailbox_list_iter_flags iter_flags;
+	enum rlist_option_kind kind;
+	enum rlist_option_place place;
+};
+
+/* Every option this module understands, by the list it belongs to. A
+   selection option also returns what it selects on (RFC 5258 section 3.1:
+   SUBSCRIBED implies the \Subscribed attribute; RFC 6154 section 3 alike
+   for SPECIAL-USE). REMOTE is what brings a LIST here at all. */
+static const struct rlist_option rlist_options[] = {
+	{ "REMOTE", MAILBOX_LIST_ITER_REFERRAL_REMOTE,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_SELECTION },
+	{ "SUBSCRIBED", MAILBOX_LIST_ITER_SELECT_SUBSCRIBED |
+			MAILBOX_LIST_ITER_RETURN_SUBSCRIBED,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_SELECTION },
+	{ "SPECIAL-USE", MAILBOX_LIST_ITER_SELECT_SPECIALUSE |
+			 MAILBOX_LIST_ITER_RETURN_SPECIALUSE,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_SELECTION },
+	{ "RECURSIVEMATCH", MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_SELECTION },
+
+	{ "SUBSCRIBED", MAILBOX_LIST_ITER_RETURN_SUBSCRIBED,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_RETURN },
+	{ "CHILDREN", MAILBOX_LIST_ITER_RETURN_CHILDREN,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_RETURN },
+	{ "SPECIAL-USE", MAILBOX_LIST_ITER_RETURN_SPECIALUSE,
+	  RLIST_OPT_ITER_FLAGS, RLIST_IN_RETURN },
+	{ "STATUS", 0, RLIST_OPT_STATUS, RLIST_IN_RETURN },
+};
+
+/* The selection options RECURSIVEMATCH can refine; REMOTE is not one of
+   them (RFC 5258 section 3.1). */
+#define RLIST_RECURSIVEMATCH_BASES \
+	(MAILBOX_LIST_ITER_SELECT_SUBSCRIBED | \
+	 MAILBOX_LIST_ITER_SELECT_SPECIALUSE)
+
+struct rlist_context {
+	struct client_command_context *cmd;
+	struct mail_user *user;
+
+	enum mailbox_list_iter_flags iter_flags;
+	/* UTF-8 patterns, the reference joined in; NULL-terminated once
+	   parsed */
+	ARRAY_TYPE(const_string) patterns;
+	struct imap_status_items status;
+	struct mailbox_list_iterate_context *iter;
+
+	/* mailbox_referrals_list_failures() before the iteration began */
+	unsigned int failures_at_start;
+
+	/* RLIST or RLSUB: RFC 3501's syntax and attributes, no \Remote */
+	bool basic:1;
+	/* RLSUB: LSUB replies */
+	bool lsub_replies:1;
+	/* RLSUB with a pattern that does not end in '%': a parent listed
+	   only for a subscribed child is left out (RFC 3501 section 6.3.9) */
+	bool hide_unsubscribed_parents:1;
+	/* RETURN (STATUS (...)) */
+	bool want_status:1;
+};
+
+static command_func_t *dovecot_cmd_list;
+static enum command_flags dovecot_cmd_list_flags;
+
+static const struct rlist_option *
+rlist_option_find(const char *name, enum rlist_option_place place)
 {
-	enum mailbox_list_iter_flags flags = 0;
-	const char *str;
+	unsigned int i;
 
-	for (; !IMAP_ARG_IS_EOL(args); args++) {
-		if (!imap_arg_get_atom(args, &str)) {
-			client_send_command_error(ctx->cmd,
-				"List options contains non-atoms.");
-			return FALSE;
-		}
-		if (strcasecmp(str, "SUBSCRIBED") == 0) {
-			flags |= MAILBOX_LIST_ITER_SELECT_SUBSCRIBED |
-				MAILBOX_LIST_ITER_RETURN_SUBSCRIBED;
-		} else if (strcasecmp(str, "RECURSIVEMATCH") == 0)
-			flags |= MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH;
-		else if (strcasecmp(str, "SPECIAL-USE") == 0) {
-			flags |= MAILBOX_LIST_ITER_SELECT_SPECIALUSE |
-				MAILBOX_LIST_ITER_RETURN_SPECIALUSE;
-		} else if (strcasecmp(str, "REMOTE") == 0)
-			ctx->remote_attr = TRUE;
-		else {
-			client_send_command_error(ctx->cmd,
-						  "Unknown select options");
-			return FALSE;
-		}
+	for (i = 0; i < N_ELEMENTS(rlist_options); i++) {
+		if (rlist_options[i].place == place &&
+		    strcasecmp(rlist_options[i].name, name) == 0)
+			return &rlist_options[i];
 	}
-	if ((flags & MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH) != 0 &&
-	    (flags & (MAILBOX_LIST_ITER_SELECT_SUBSCRIBED |
-		      MAILBOX_LIST_ITER_SELECT_SPECIALUSE)) == 0) {
-		client_send_command_error(ctx->cmd,
-			"RECURSIVEMATCH must not be the only selection.");
-		return FALSE;
+	return NULL;
+}
+
+/* Answers the command BAD and returns FALSE. RLIST and RLSUB have one
+   syntax only, so their answer names it rather than the detail; the
+   answer never quotes the client's words. */
+static bool rlist_syntax_error(struct rlist_context *ctx, const char *detail)
+{
+	const char *text = detail;
+
+	if (ctx->basic) {
+		text = t_strdup_printf(
+			"%s takes a reference and a mailbox pattern.",
+			ctx->lsub_replies ? "RLSUB" : "RLIST");
 	}
-	ctx->list_flags |= flags;
+	client_send_command_error(ctx->cmd, text);
+	return FALSE;
+}
+
+/* Reads a parenthesised list of options of one place. Repeating a plain
+   option is harmless and accepted; a second STATUS is refused, since the
+   client's intent (which items) would be a guess. Returns FALSE after
+   answering BAD. */
+static bool
+rlist_parse_options(struct rlist_context *ctx, const struct imap_arg *args,
+		    enum rlist_option_place place)
+{
+	const struct rlist_option *opt;
+	const struct imap_arg *items;
+	const char *word;
+
+	while (!IMAP_ARG_IS_EOL(args)) {
+		opt = !imap_arg_get_atom(args, &word) ? NULL :
+			rlist_option_find(word, place);
+		if (opt == NULL) {
+			return rlist_syntax_error(ctx,
+				place == RLIST_IN_SELECTION ?
+				"Unknown LIST selection option." :
+				"Unknown LIST return option.");
+		}
+		args++;
+
+		ctx->iter_flags |= opt->iter_flags;
+		if (opt->kind != RLIST_OPT_STATUS)
+			continue;
+		if (ctx->want_status) {
+			return rlist_syntax_error(ctx,
+				"STATUS return option given twice.");
+		}
+		if (!imap_arg_get_list(args, &items)) {
+			return rlist_syntax_error(ctx,
+				"STATUS return option needs a list of items.");
+		}
+		/* answers BAD itself on an unknown or empty item list */
+		if (imap_status_parse_items(ctx->cmd, items,
+					    &ctx->status) < 0)
+			return FALSE;
+		ctx->want_status = TRUE;
+		args++;
+	}
 	return TRUE;
 }
 
-static bool
-referral_list_parse_return(struct referral_list_context *ctx,
-			   const struct imap_arg *args)
+/* Names arrive in modified UTF-7; the iteration matches UTF-8. Text that is
+   not valid modified UTF-7 is matched as the client sent it. */
+static const char *rlist_to_utf8(struct rlist_context *ctx, const char *name)
 {
-	const struct imap_arg *list_args;
-	const char *str;
+	string_t *utf8 = t_str_new(64);
 
-	for (; !IMAP_ARG_IS_EOL(args); args++) {
-		if (!imap_arg_get_atom(args, &str)) {
-			client_send_command_error(ctx->cmd,
-				"List options contains non-atoms.");
-			return FALSE;
-		}
-		if (strcasecmp(str, "SUBSCRIBED") == 0)
-			ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_SUBSCRIBED;
-		else if (strcasecmp(str, "CHILDREN") == 0)
-			ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_CHILDREN;
-		else if (strcasecmp(str, "SPECIAL-USE") == 0)
-			ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_SPECIALUSE;
-		else if (strcasecmp(str, "STATUS") == 0 &&
-			 imap_arg_get_list(&args[1], &list_args)) {
-			if (imap_status_parse_items(ctx->cmd, list_args,
-						    &ctx->status_items) < 0)
-				return FALSE;
-			ctx->used_status = TRUE;
-			args++;
-		} else {
-			client_send_command_error(ctx->cmd,
-				"Unknown return options");
-			return FALSE;
-		}
-	}
-	return TRUE;
+	if (imap_utf7_to_utf8(name, utf8) < 0)
+		return name;
+	return p_strdup(ctx->cmd->pool, str_c(utf8));
 }
 
+/* Adds a pattern, interpreted in the context of the reference (RFC 3501
+   section 6.3.8). ref_list is the mailbox list of the namespace holding a
+   non-empty reference, which knows how the two join (its separator, its
+   prefix); NULL for an empty reference. */
 static void
-referral_list_append_flags(struct referral_list_context *ctx, string_t *str,
-			   const struct mailbox_info *info)
+rlist_add_pattern(struct rlist_context *ctx, struct mailbox_list *ref_list,
+		  const char *ref, const char *pattern)
+{
+	pattern = rlist_to_utf8(ctx, pattern);
+	if (ref_list != NULL) {
+		pattern = p_strdup(ctx->cmd->pool,
+			mailbox_list_join_refpattern(ref_list, ref, pattern));
+	}
+	array_push_back(&ctx->patterns, &pattern);
+}
+
+/* [(<selection options>)] <reference> <pattern> | (<pattern> ...)
+   [RETURN (<return options>)]; RLIST and RLSUB take only <reference>
+   <pattern>. Returns FALSE after answering BAD. */
+static bool rlist_parse(struct rlist_context *ctx, const struct imap_arg *args)
+{
+	const struct imap_arg *list;
+	struct mailbox_list *ref_list = NULL;
+	const char *ref, *pattern;
+	size_t len;
+
+	if (imap_arg_get_list(args, &list)) {
+		if (ctx->basic)
+			return rlist_syntax_error(ctx, NULL);
+		if (!rlist_parse_options(ctx, list, RLIST_IN_SELECTION))
+			return FALSE;
+		if ((ctx->iter_flags &
+		     MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH) != 0 &&
+		    (ctx->iter_flags & RLIST_RECURSIVEMATCH_BASES) == 0) {
+			return rlist_syntax_error(ctx, "RECURSIVEMATCH "
+				"needs SUBSCRIBED or SPECIAL-USE.");
+		}
+		args++;
+	}
+
+	if (!imap_arg_get_astring(args, &ref))
+		return rlist_syntax_error(ctx, "Missing or invalid reference.");
+	ref = rlist_to_utf8(ctx, ref);
+	if (*ref != '\0') {
+		/* mail_namespace_find() always finds one: there is always a
+		   namespace with the prefix "" */
+		ref_list = mail_namespace_find(ctx->user->namespaces,
+					       ref)->list;
+	}
+	args++;
+
+	if (imap_arg_get_list(args, &list)) {
+		if (ctx->basic)
+			return rlist_syntax_error(ctx, NULL);
+		/* RFC 5258's patterns: one or more */
+		if (IMAP_ARG_IS_EOL(list))
+			return rlist_syntax_error(ctx, "Empty pattern list.");
+		for (; !IMAP_ARG_IS_EOL(list); list++) {
+			if (!imap_arg_get_astring(list, &pattern)) {
+				return rlist_syntax_error(ctx,
+					"Invalid mailbox pattern.");
+			}
+			rlist_add_pattern(ctx, ref_list, ref, pattern);
+		}
+	} else if (imap_arg_get_astring(args, &pattern)) {
+		len = strlen(pattern);
+		ctx->hide_unsubscribed_parents = ctx->lsub_replies &&
+			(len == 0 || pattern[len - 1] != '%');
+		rlist_add_pattern(ctx, ref_list, ref, pattern);
+	} else {
+		return rlist_syntax_error(ctx,
+			"Missing or invalid mailbox pattern.");
+	}
+	args++;
+
+	if (!ctx->basic && imap_arg_atom_equals(args, "RETURN")) {
+		if (!imap_arg_get_list(&args[1], &list)) {
+			return rlist_syntax_error(ctx,
+				"RETURN needs a list of return options.");
+		}
+		if (!rlist_parse_options(ctx, list, RLIST_IN_RETURN))
+			return FALSE;
+		args += 2;
+	}
+	if (!IMAP_ARG_IS_EOL(args)) {
+		return rlist_syntax_error(ctx,
+			"Unexpected arguments after the mailbox pattern.");
+	}
+	return TRUE;
+}
+
+/* The name is listed only because a mailbox below it is subscribed */
+static bool rlist_only_child_subscribed(enum mailbox_info_flags flags)
+{
+	return (flags & (MAILBOX_SUBSCRIBED | MAILBOX_CHILD_SUBSCRIBED)) ==
+		MAILBOX_CHILD_SUBSCRIBED;
+}
+
+static void rlist_append_word(string_t *dest, const char *word, bool *first)
+{
+	if (!*first)
+		str_append_c(dest, ' ');
+	str_append(dest, word);
+	*first = FALSE;
+}
+
+/* The attributes of an entry, as far as this command asked for them */
+static void
+rlist_append_attributes(const struct rlist_context *ctx,
+			const struct mailbox_info *info, string_t *dest)
 {
 	enum mailbox_info_flags flags = info->flags;
-	bool remote = (flags & MAILBOX_REFERRAL_REMOTE) != 0;
-	size_t orig_len = str_len(str);
+	enum mailbox_info_flags hidden = MAILBOX_REFERRAL_REMOTE;
+	bool first;
 
-	flags &= ENUM_NEGATE(MAILBOX_REFERRAL_REMOTE);
-	if ((flags & MAILBOX_NONEXISTENT) != 0 && !ctx->extended) {
-		flags |= MAILBOX_NOSELECT;
-		flags &= ENUM_NEGATE(MAILBOX_NONEXISTENT);
+	/* RFC 3501 has neither \NonExistent nor CHILDINFO: a name that is
+	   only the parent of others, or (RLSUB) only of a subscribed
+	   mailbox, cannot be selected there */
+	if (ctx->basic) {
+		hidden |= MAILBOX_NONEXISTENT;
+		if ((flags & MAILBOX_NONEXISTENT) != 0 ||
+		    rlist_only_child_subscribed(flags))
+			flags |= MAILBOX_NOSELECT;
 	}
-	if ((ctx->list_flags & MAILBOX_LIST_ITER_RETURN_CHILDREN) == 0)
-		flags &= ENUM_NEGATE(MAILBOX_CHILDREN | MAILBOX_NOCHILDREN);
-	if ((flags & MAILBOX_CHILD_SUBSCRIBED) != 0 &&
-	    (flags & MAILBOX_SUBSCRIBED) == 0 && !ctx->extended) {
-		/* LSUB uses \Noselect for this */
-		flags |= MAILBOX_NOSELECT;
-	} else if ((ctx->list_flags & MAILBOX_LIST_ITER_RETURN_SUBSCRIBED) == 0)
-		flags &= ENUM_NEGATE(MAILBOX_SUBSCRIBED);
-	(void)imap_mailbox_flags2str(str, flags);
+	if ((ctx->iter_flags & MAILBOX_LIST_ITER_RETURN_CHILDREN) == 0)
+		hidden |= MAILBOX_CHILDREN | MAILBOX_NOCHILDREN;
+	if ((ctx->iter_flags & MAILBOX_LIST_ITER_RETURN_SUBSCRIBED) == 0)
+		hidden |= MAILBOX_SUBSCRIBED;
 
-	if (remote && ctx->remote_attr) {
-		if (str_len(str) != orig_len)
-			str_append_c(str, ' ');
-		str_append(str, "\\Remote");
-	}
-	if ((ctx->list_flags & MAILBOX_LIST_ITER_RETURN_SPECIALUSE) != 0 &&
-	    info->special_use != NULL) {
-		if (str_len(str) != orig_len)
-			str_append_c(str, ' ');
-		str_append(str, info->special_use);
-	}
+	first = !imap_mailbox_flags2str(dest, flags & ENUM_NEGATE(hidden));
+	/* RFC 5258's attribute; RFC 2193's RLIST predates it */
+	if (!ctx->basic && (info->flags & MAILBOX_REFERRAL_REMOTE) != 0)
+		rlist_append_word(dest, "\\Remote", &first);
+	if ((ctx->iter_flags & MAILBOX_LIST_ITER_RETURN_SPECIALUSE) != 0 &&
+	    info->special_use != NULL)
+		rlist_append_word(dest, info->special_use, &first);
 }
 
-static void referral_list_append_sep(string_t *str, char sep)
-{
-	if (sep == '\0') {
-		str_append(str, "NIL");
-		return;
-	}
-	str_append_c(str, '"');
-	if (sep == '\\' || sep == '"')
-		str_append_c(str, '\\');
-	str_append_c(str, sep);
-	str_append_c(str, '"');
-}
-
+/* RFC 5258 section 3.5: with RECURSIVEMATCH, why a name that does not match
+   the selection itself is listed. One extended item with all reasons. */
 static void
-referral_list_send_status(struct referral_list_context *ctx,
-			  const struct mailbox_info *info,
-			  const char *mutf7_name)
+rlist_append_childinfo(const struct rlist_context *ctx,
+		       enum mailbox_info_flags flags, string_t *dest)
 {
-	struct imap_status_result result;
+	bool first = TRUE;
 
-	struct mail_namespace *ns;
+	if (ctx->basic ||
+	    (ctx->iter_flags & MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH) == 0 ||
+	    (flags & (MAILBOX_CHILD_SUBSCRIBED |
+		      MAILBOX_CHILD_SPECIALUSE)) == 0)
+		return;
 
-	/* a remote mailbox's status is its servers' business; the listing
-	   still succeeds */
-	if ((info->flags & (MAILBOX_NONEXISTENT | MAILBOX_NOSELECT |
-			    MAILBOX_REFERRAL_REMOTE)) != 0)
-		return;
-	if ((info->flags & MAILBOX_SUBSCRIBED) == 0 &&
-	    (ctx->list_flags & MAILBOX_LIST_ITER_SELECT_SUBSCRIBED) != 0) {
-		/* listed only because a child is subscribed */
-		return;
-	}
-	/* subscriptions=no namespaces list their subscriptions through
-	   another namespace: find the mailbox's own */
-	ns = mail_namespace_find(ctx->user->namespaces, info->vname);
-	if (imap_status_get(ctx->cmd, ns, info->vname,
-			    &ctx->status_items, &result) < 0) {
-		client_send_line(ctx->cmd->client,
-				 t_strconcat("* ", result.errstr, NULL));
-		return;
-	}
-	imap_status_send(ctx->cmd->client, mutf7_name, &ctx->status_items,
-			 &result);
+	str_append(dest, " (\"CHILDINFO\" (");
+	if ((flags & MAILBOX_CHILD_SUBSCRIBED) != 0)
+		rlist_append_word(dest, "\"SUBSCRIBED\"", &first);
+	if ((flags & MAILBOX_CHILD_SPECIALUSE) != 0)
+		rlist_append_word(dest, "\"SPECIAL-USE\"", &first);
+	str_append(dest, "))");
 }
 
-static bool referral_list_continue(struct client_command_context *cmd)
+/* The STATUS line that follows an entry's LIST line (RFC 5819), for a
+   selectable local mailbox that the selection matched itself. A remote
+   mailbox's status is its servers' business: it is listed without. */
+static void
+rlist_send_status(struct rlist_context *ctx, const struct mailbox_info *info,
+		  const char *wire_name)
 {
-	struct referral_list_context *ctx = cmd->context;
-	const struct mailbox_info *info;
-	string_t *str, *mutf7_name;
+	struct client *client = ctx->cmd->client;
+	struct imap_status_result result;
+	struct mail_namespace *holder;
+
+	if ((info->flags & (MAILBOX_REFERRAL_REMOTE | MAILBOX_NONEXISTENT |
+			    MAILBOX_NOSELECT)) != 0)
+		return;
+	if ((ctx->iter_flags & MAILBOX_LIST_ITER_SELECT_SUBSCRIBED) != 0 &&
+	    (info->flags & MAILBOX_SUBSCRIBED) == 0)
+		return;
+
+	/* info->ns is where the name was listed, which for subscriptions
+	   may be the namespace keeping them rather than the one holding the
+	   mailbox: ask the holder */
+	holder = mail_namespace_find(ctx->user->namespaces, info->vname);
+	if (imap_status_get(ctx->cmd, holder, info->vname, &ctx->status,
+			    &result) < 0) {
+		/* an untagged NO; the listing goes on */
+		client_send_line(client,
+				 t_strdup_printf("* %s", result.errstr));
+		return;
+	}
+	(void)imap_status_send(client, wire_name, &ctx->status, &result);
+}
+
+/* Sends one entry: its LIST (LSUB) line and, if asked, its STATUS line.
+   Returns what client_send_line_next() said of the LIST line: 1 go on, 0
+   the output buffer is full, -1 the client is gone. */
+static int
+rlist_send_entry(struct rlist_context *ctx, const struct mailbox_info *info)
+{
+	string_t *line, *wire_name;
+	char sep;
+	int ret;
+
+	if (ctx->hide_unsubscribed_parents &&
+	    rlist_only_child_subscribed(info->flags))
+		return 1;
+
+	wire_name = t_str_new(128);
+	if (imap_utf8_to_utf7(info->vname, wire_name) < 0) {
+		/* lib-storage and the directory layer hand out UTF-8 only;
+		   should one not, leave it out rather than end the process */
+		e_warning(ctx->cmd->event, "Listing skips a name that is not "
+			  "UTF-8: %s", str_sanitize(info->vname, 256));
+		return 1;
+	}
+
+	line = t_str_new(256);
+	str_append(line, ctx->lsub_replies ? "* LSUB (" : "* LIST (");
+	rlist_append_attributes(ctx, info, line);
+	str_append(line, ") ");
+	sep = mail_namespace_get_sep(info->ns);
+	imap_append_nstring(line, sep == '\0' ? NULL : t_strndup(&sep, 1));
+	str_append_c(line, ' ');
+	imap_append_astring(line, str_c(wire_name));
+	rlist_append_childinfo(ctx, info->flags, line);
+
+	ret = client_send_line_next(ctx->cmd->client, str_c(line));
+	if (ret >= 0 && ctx->want_status)
+		rlist_send_status(ctx, info, str_c(wire_name));
+	return ret;
+}
+
+/* Ends the iteration and sends the tagged reply. Entries already sent stay
+   sent: when the directory failed meanwhile, NO [UNAVAILABLE] tells the
+   client that the list is incomplete, never OK. */
+static void rlist_finish(struct rlist_context *ctx)
+{
 	const char *error;
 	int ret;
+
+	ret = mailbox_list_iter_deinit(&ctx->iter);
+	/* another listing of this session may have failed meanwhile too:
+	   compare counts rather than look at the last error */
+	if (mailbox_referrals_list_failures(ctx->user, &error) !=
+	    ctx->failures_at_start) {
+		client_send_tagline(ctx->cmd, t_strconcat(
+			"NO [UNAVAILABLE] ", error, NULL));
+	} else if (ret < 0) {
+		client_send_list_error(ctx->cmd, ctx->user->namespaces->list);
+	} else {
+		client_send_tagline(ctx->cmd, ctx->lsub_replies ?
+			"OK Lsub completed." : "OK List completed.");
+	}
+}
+
+/* The command's function while entries remain: sends as many as the
+   output buffer takes. Returns TRUE when the command is done. */
+static bool rlist_send_more(struct client_command_context *cmd)
+{
+	struct rlist_context *ctx = cmd->context;
+	const struct mailbox_info *info;
+	int ret = 1;
 
 	if (cmd->cancel) {
 		if (ctx->iter != NULL)
 			(void)mailbox_list_iter_deinit(&ctx->iter);
 		return TRUE;
 	}
-	str = t_str_new(256);
-	mutf7_name = t_str_new(128);
-	while ((info = mailbox_list_iter_next(ctx->iter)) != NULL) {
-		if ((info->flags & MAILBOX_CHILD_SUBSCRIBED) != 0 &&
-		    (info->flags & MAILBOX_SUBSCRIBED) == 0 &&
-		    ctx->lsub_no_unsubscribed)
-			continue;
-
-		str_truncate(mutf7_name, 0);
-		if (imap_utf8_to_utf7(info->vname, mutf7_name) < 0)
-			i_panic("RLIST: Mailbox name not UTF-8: %s", info->vname);
-
-		str_truncate(str, 0);
-		str_printfa(str, "* %s (", ctx->lsub ? "LSUB" : "LIST");
-		referral_list_append_flags(ctx, str, info);
-		str_append(str, ") ");
-		referral_list_append_sep(str, mail_namespace_get_sep(info->ns));
-		str_append_c(str, ' ');
-		imap_append_astring(str, str_c(mutf7_name));
-		if (ctx->extended &&
-		    (ctx->list_flags & MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH) != 0) {
-			if ((info->flags & MAILBOX_CHILD_SUBSCRIBED) != 0)
-				str_append(str, " (CHILDINFO (\"SUBSCRIBED\"))");
-			if ((info->flags & MAILBOX_CHILD_SPECIALUSE) != 0)
-				str_append(str, " (CHILDINFO (\"SPECIAL-USE\"))");
-		}
-
-		ret = client_send_line_next(cmd->client, str_c(str));
-		if (ctx->used_status) T_BEGIN {
-			referral_list_send_status(ctx, info, str_c(mutf7_name));
+	while (ret > 0 && (info = mailbox_list_iter_next(ctx->iter)) != NULL) {
+		/* one data stack frame per entry: listings can be long */
+		T_BEGIN {
+			ret = rlist_send_entry(ctx, info);
 		} T_END;
-		if (ret == 0) {
-			/* buffer is full, continue later */
-			return FALSE;
-		}
 	}
-
-	ret = mailbox_list_iter_deinit(&ctx->iter);
-	/* another listing of the session may have failed meanwhile:
-	   compare counts, don't just look at the last error */
-	if (mailbox_referrals_list_failures(ctx->user, &error) !=
-	    ctx->failures_before) {
-		/* what was sent stays sent, but the list is incomplete */
-		client_send_tagline(cmd, t_strdup_printf(
-			"NO [UNAVAILABLE] %s", error));
-	} else if (ret < 0) {
-		client_send_list_error(cmd, ctx->user->namespaces->list);
-	} else {
-		client_send_tagline(cmd, ctx->lsub ?
-				    "OK Lsub completed." : "OK List completed.");
+	if (ret == 0) {
+		/* the output buffer is full: called again once it drains */
+		return FALSE;
 	}
+	/* all sent, or the client is gone (ret < 0) and the rest would go
+	   nowhere */
+	rlist_finish(ctx);
 	return TRUE;
 }
 
-static const char *
-referral_list_utf8(struct client_command_context *cmd, const char *name)
+/* What RLIST and RLSUB ask of the iteration: what Dovecot's LIST and LSUB
+   return, and the remote mailboxes. */
+static enum mailbox_list_iter_flags
+rlist_basic_iter_flags(struct client_command_context *cmd, bool lsub)
 {
-	string_t *str = t_str_new(64);
+	enum mailbox_list_iter_flags flags =
+		MAILBOX_LIST_ITER_RETURN_SPECIALUSE |
+		MAILBOX_LIST_ITER_REFERRAL_REMOTE;
+	enum imap_client_workarounds workarounds =
+		cmd->client->set->parsed_workarounds;
 
-	if (imap_utf7_to_utf8(name, str) < 0)
-		return name;
-	return p_strdup(cmd->pool, str_c(str));
+	if (!lsub)
+		return flags | MAILBOX_LIST_ITER_RETURN_CHILDREN;
+
+	/* subscriptions, with the parents of subscribed mailboxes (shown
+	   \Noselect); LSUB's other attributes only for clients that need
+	   Dovecot's tb-lsub-flags workaround */
+	flags |= MAILBOX_LIST_ITER_SELECT_SUBSCRIBED;
+	flags |= MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH;
+	if ((workarounds & WORKAROUND_TB_LSUB_FLAGS) == 0)
+		flags |= MAILBOX_LIST_ITER_RETURN_NO_FLAGS;
+	return flags;
 }
 
-/* [(<selection options>)] <reference> <pattern>|(<patterns>)
-   [RETURN (<return options>)]; RLIST and RLSUB take only the reference
-   and one pattern, like LIST and LSUB. */
+/* Runs RLIST (basic), RLSUB (basic, lsub) or LIST (REMOTE) on the
+   command's parsed arguments. */
 static bool
-referral_list_full(struct client_command_context *cmd,
-		   const struct imap_arg *args, bool lsub)
+rlist_run(struct client_command_context *cmd, const struct imap_arg *args,
+	  bool basic, bool lsub)
 {
-	struct referral_list_context *ctx;
-	const struct imap_arg *list_args;
-	ARRAY_TYPE(const_string) patterns;
-	const char *ref, *pattern, *error;
-	struct mail_namespace *ns;
+	struct rlist_context *ctx;
+	const char *error;
 
-	ctx = p_new(cmd->pool, struct referral_list_context, 1);
+	ctx = p_new(cmd->pool, struct rlist_context, 1);
 	ctx->cmd = cmd;
 	ctx->user = cmd->client->user;
-	ctx->lsub = lsub;
-	p_array_init(&patterns, cmd->pool, 4);
-
-	if (!lsub && imap_arg_get_list(&args[0], &list_args)) {
-		ctx->extended = TRUE;
-		if (!referral_list_parse_select(ctx, list_args))
-			return TRUE;
-		args++;
-	}
-	if (!imap_arg_get_astring(&args[0], &ref)) {
-		client_send_command_error(cmd, "Invalid reference.");
+	ctx->basic = basic;
+	ctx->lsub_replies = lsub;
+	if (basic)
+		ctx->iter_flags = rlist_basic_iter_flags(cmd, lsub);
+	p_array_init(&ctx->patterns, cmd->pool, 4);
+	if (!rlist_parse(ctx, args))
 		return TRUE;
-	}
-	ref = referral_list_utf8(cmd, ref);
-	if (!lsub && imap_arg_get_list(&args[1], &list_args)) {
-		ctx->extended = TRUE;
-		for (; !IMAP_ARG_IS_EOL(list_args); list_args++) {
-			if (!imap_arg_get_astring(list_args, &pattern)) {
-				client_send_command_error(cmd,
-					"Invalid pattern list.");
-				return TRUE;
-			}
-			pattern = referral_list_utf8(cmd, pattern);
-			array_push_back(&patterns, &pattern);
-		}
-	} else {
-		size_t len;
+	array_append_zero(&ctx->patterns);
 
-		if (!imap_arg_get_astring(&args[1], &pattern)) {
-			client_send_command_error(cmd, "Invalid pattern.");
-			return TRUE;
-		}
-		pattern = referral_list_utf8(cmd, pattern);
-		array_push_back(&patterns, &pattern);
-		len = strlen(pattern);
-		ctx->lsub_no_unsubscribed = lsub &&
-			(len == 0 || pattern[len-1] != '%');
-	}
-	args += 2;
-	if (!lsub && imap_arg_atom_equals(&args[0], "RETURN") &&
-	    imap_arg_get_list(&args[1], &list_args)) {
-		ctx->extended = TRUE;
-		if (!referral_list_parse_return(ctx, list_args))
-			return TRUE;
-		args += 2;
-	}
-	if (!IMAP_ARG_IS_EOL(args)) {
-		client_send_command_error(cmd, "Extra arguments.");
-		return TRUE;
-	}
-
-	if (lsub) {
-		/* as Dovecot's LSUB */
-		ctx->list_flags |= MAILBOX_LIST_ITER_SELECT_SUBSCRIBED |
-			MAILBOX_LIST_ITER_SELECT_RECURSIVEMATCH |
-			MAILBOX_LIST_ITER_RETURN_SPECIALUSE;
-		if ((cmd->client->set->parsed_workarounds &
-		     WORKAROUND_TB_LSUB_FLAGS) == 0)
-			ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_NO_FLAGS;
-	} else if (!ctx->extended) {
-		ctx->list_flags |= MAILBOX_LIST_ITER_RETURN_CHILDREN |
-			MAILBOX_LIST_ITER_RETURN_SPECIALUSE;
-	}
-
-	if (*ref != '\0') {
-		/* join the reference to every pattern */
-		const char **pat;
-
-		ns = mail_namespace_find(ctx->user->namespaces, ref);
-		array_foreach_modifiable(&patterns, pat) {
-			*pat = p_strdup(cmd->pool,
-				mailbox_list_join_refpattern(ns->list, ref, *pat));
-		}
-	}
-	array_append_zero(&patterns);
-
-	cmd->context = ctx;
-	ctx->failures_before =
+	ctx->failures_at_start =
 		mailbox_referrals_list_failures(ctx->user, &error);
 	ctx->iter = mailbox_list_iter_init_namespaces(ctx->user->namespaces,
-		array_front(&patterns), MAIL_NAMESPACE_TYPE_MASK_ALL,
-		ctx->list_flags | MAILBOX_LIST_ITER_REFERRAL_REMOTE);
-
-	if (!referral_list_continue(cmd)) {
-		cmd->state = CLIENT_COMMAND_STATE_WAIT_OUTPUT;
-		cmd->func = referral_list_continue;
-		return FALSE;
-	}
-	cmd->context = NULL;
-	return TRUE;
+		array_front(&ctx->patterns), MAIL_NAMESPACE_TYPE_MASK_ALL,
+		ctx->iter_flags);
+	cmd->context = ctx;
+	if (rlist_send_more(cmd))
+		return TRUE;
+	cmd->state = CLIENT_COMMAND_STATE_WAIT_OUTPUT;
+	cmd->func = rlist_send_more;
+	return FALSE;
 }
 
-/* Returns TRUE if (checked basic) args are RLIST <ref> "": the request for
-   the hierarchy separator, which Dovecot's own LIST answers. */
-static bool referral_list_is_root_request(const struct imap_arg *args)
+static bool cmd_rlist(struct client_command_context *cmd)
 {
+	const struct imap_arg *args;
 	const char *pattern;
 
-	return imap_arg_get_astring(&args[1], &pattern) && *pattern == '\0';
-}
-
-/* Returns TRUE if args are exactly <reference> <mailbox> (RFC 2193 gives
-   RLIST and RLSUB LIST's basic syntax only); else answers BAD. */
-static bool
-referral_list_check_basic_args(struct client_command_context *cmd,
-			       const struct imap_arg *args)
-{
-	/* the array ends with EOL: args[n+1] exists when args[n] isn't EOL */
-	if (IMAP_ARG_IS_EOL(&args[0]) || args[0].type == IMAP_ARG_LIST ||
-	    IMAP_ARG_IS_EOL(&args[1]) || args[1].type == IMAP_ARG_LIST ||
-	    !IMAP_ARG_IS_EOL(&args[2])) {
-		client_send_command_error(cmd, t_strdup_printf(
-			"%s takes a reference and a mailbox pattern.",
-			t_str_ucase(cmd->name)));
+	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
-	}
-	return TRUE;
+	/* RLIST <ref> "": the request for the hierarchy separator and root,
+	   whose answer does not depend on where mailboxes live */
+	if (!IMAP_ARG_IS_EOL(args) && args[0].type != IMAP_ARG_LIST &&
+	    imap_arg_get_astring(&args[1], &pattern) && *pattern == '\0' &&
+	    IMAP_ARG_IS_EOL(&args[2]))
+		return dovecot_cmd_list(cmd);
+	return rlist_run(cmd, args, TRUE, FALSE);
 }
 
-static bool cmd_rlist_full(struct client_command_context *cmd, bool lsub)
+static bool cmd_rlsub(struct client_command_context *cmd)
 {
 	const struct imap_arg *args;
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
-	if (!referral_list_check_basic_args(cmd, args))
-		return TRUE;
-	if (!lsub && referral_list_is_root_request(args))
-		return referral_orig_cmd_list(cmd);
-	return referral_list_full(cmd, args, lsub);
+	return rlist_run(cmd, args, TRUE, TRUE);
 }
 
-static bool cmd_rlist(struct client_command_context *cmd)
+/* Returns TRUE if the arguments begin with selection options that include
+   REMOTE. */
+static bool rlist_args_select_remote(const struct imap_arg *args)
 {
-	return cmd_rlist_full(cmd, FALSE);
-}
+	const struct imap_arg *opts;
+	const struct rlist_option *opt;
+	const char *word;
 
-static bool cmd_rlsub(struct client_command_context *cmd)
-{
-	return cmd_rlist_full(cmd, TRUE);
-}
-
-static bool referral_list_args_have_remote(const struct imap_arg *args)
-{
-	const struct imap_arg *list_args;
-	const char *str;
-
-	if (!imap_arg_get_list(&args[0], &list_args))
+	if (!imap_arg_get_list(args, &opts))
 		return FALSE;
-	for (; !IMAP_ARG_IS_EOL(list_args); list_args++) {
-		if (imap_arg_get_atom(list_args, &str) &&
-		    strcasecmp(str, "REMOTE") == 0)
+	for (; !IMAP_ARG_IS_EOL(opts); opts++) {
+		if (!imap_arg_get_atom(opts, &word))
+			continue;
+		opt = rlist_option_find(word, RLIST_IN_SELECTION);
+		if (opt != NULL &&
+		    (opt->iter_flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0)
 			return TRUE;
 	}
 	return FALSE;
 }
 
-static bool cmd_referral_list(struct client_command_context *cmd)
+static bool cmd_list_maybe_remote(struct client_command_context *cmd)
 {
 	const struct imap_arg *args;
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
-	if (!referral_list_args_have_remote(args)) {
-		/* Dovecot's LIST reads the same, already parsed, arguments */
-		return referral_orig_cmd_list(cmd);
+	if (!rlist_args_select_remote(args)) {
+		/* Dovecot's LIST reads the same arguments again, parsed */
+		return dovecot_cmd_list(cmd);
 	}
-	return referral_list_full(cmd, args, FALSE);
+	return rlist_run(cmd, args, FALSE, FALSE);
 }
 
 void imap_referral_list_commands_init(void)
 {
-	struct command *list = command_find("LIST");
+	const struct command *list = command_find("LIST");
 
 	i_assert(list != NULL);
-	referral_orig_cmd_list = list->func;
-	referral_orig_cmd_list_flags = list->flags;
+	dovecot_cmd_list = list->func;
+	dovecot_cmd_list_flags = list->flags;
+	/* the same flags as LIST: they say how the command may run in
+	   parallel with others, which is the same for all three */
 	command_unregister("LIST");
-	command_register("LIST", cmd_referral_list,
-			 referral_orig_cmd_list_flags);
-	command_register("RLIST", cmd_rlist, referral_orig_cmd_list_flags);
-	command_register("RLSUB", cmd_rlsub, referral_orig_cmd_list_flags);
+	command_register("LIST", cmd_list_maybe_remote, dovecot_cmd_list_flags);
+	command_register("RLIST", cmd_rlist, dovecot_cmd_list_flags);
+	command_register("RLSUB", cmd_rlsub, dovecot_cmd_list_flags);
 }
 
 void imap_referral_list_commands_deinit(void)
@@ -481,6 +611,5 @@ void imap_referral_list_commands_deinit(void)
 	command_unregister("RLSUB");
 	command_unregister("RLIST");
 	command_unregister("LIST");
-	command_register("LIST", referral_orig_cmd_list,
-			 referral_orig_cmd_list_flags);
+	command_register("LIST", dovecot_cmd_list, dovecot_cmd_list_flags);
 }

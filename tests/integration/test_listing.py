@@ -33,7 +33,7 @@ from common import (check_plugin_built, crash_lines, env, expect, expect_eq,
 from harness.dovecot import Dovecot
 from listing_common import (astring, expect_done, expect_listing, F,
                             listing, parse_list, show)
-from harness.imap import ImapClient, ImapDisconnected
+from harness.imap import ImapClient, ImapDisconnected, strip_timing
 from harness.ports import free_port
 from harness.slapd import Slapd
 
@@ -406,6 +406,208 @@ def test_rlist_with_extended_arguments_answers_bad():
 
 def test_rlist_rlsub_missing_arguments_answer_bad():
     _answers_bad_or_no(["RLIST", 'RLIST ""', "RLSUB", 'RLSUB ""'])
+
+
+# ------------------------------------------ arguments (section 4)
+# One parser reads the arguments of RLIST, RLSUB and LIST (REMOTE); these
+# pin its answers. Bob's subscriptions on A belong to this section.
+BOB_SUBSCRIBED = ("Public/L4R/Parent", "Public/L4R/Deep/Leaf",
+                  "Public/L4M/Local")
+_bob_ready = False
+
+
+def _bob_client():
+    """A session of bob on A, with BOB_SUBSCRIBED subscribed (remote ones
+    recorded at home, the default)."""
+    global _bob_ready
+    e = env()
+    c = e.client(user="bob")
+    if not _bob_ready:
+        for name in BOB_SUBSCRIBED:
+            expect_done(c.command("SUBSCRIBE " + name),
+                        "OK Subscribe completed.", "SUBSCRIBE %s as bob"
+                        % name)
+        _bob_ready = True
+    return c
+
+
+def _bad(command, text):
+    return "BAD Error in IMAP command %s: %s." % (command, text)
+
+
+_LEAF = ' "" Public/L4R/Leaf'
+BAD_ARGUMENTS = [
+    # options are atoms from the table of their own list
+    ('LIST (REMOTE FOO) "" "*"', "Unknown LIST selection option"),
+    ('LIST (FOO REMOTE) "" "*"', "Unknown LIST selection option"),
+    ('LIST (REMOTE "SUBSCRIBED") "" "*"', "Unknown LIST selection option"),
+    ('LIST (REMOTE (SUBSCRIBED)) "" "*"', "Unknown LIST selection option"),
+    ('LIST (REMOTE CHILDREN) "" "*"', "Unknown LIST selection option"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (FOO)", "Unknown LIST return option"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (REMOTE)",
+     "Unknown LIST return option"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (RECURSIVEMATCH)",
+     "Unknown LIST return option"),
+    # RFC 5258 section 3.1: not alone, nor with REMOTE only
+    ('LIST (REMOTE RECURSIVEMATCH) "" "*"',
+     "RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE"),
+    # STATUS (RFC 5819)
+    ("LIST (REMOTE)" + _LEAF + " RETURN (STATUS (MESSAGES) STATUS (UIDNEXT))",
+     "STATUS return option given twice"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (STATUS)",
+     "STATUS return option needs a list of items"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (STATUS MESSAGES)",
+     "STATUS return option needs a list of items"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (STATUS ())", "Empty status list"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (STATUS (foo))",
+     "Invalid status item FOO"),
+    # RETURN and what follows the pattern
+    ("LIST (REMOTE)" + _LEAF + " RETURN",
+     "RETURN needs a list of return options"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN CHILDREN",
+     "RETURN needs a list of return options"),
+    ("LIST (REMOTE)" + _LEAF + " RETURN (CHILDREN) RETURN (CHILDREN)",
+     "Unexpected arguments after the mailbox pattern"),
+    ("LIST (REMOTE)" + _LEAF + " x",
+     "Unexpected arguments after the mailbox pattern"),
+    # missing arguments
+    ("LIST (REMOTE)", "Missing or invalid reference"),
+    ('LIST (REMOTE) ""', "Missing or invalid mailbox pattern"),
+    ('LIST (REMOTE) () "*"', "Missing or invalid reference"),
+    ('LIST (REMOTE) "" ()', "Empty pattern list"),
+    ('LIST (REMOTE) "" (("*"))', "Invalid mailbox pattern"),
+]
+# RLIST and RLSUB have one syntax (RFC 2193 section 5): any deviation gets
+# the same answer
+BAD_BASIC = ["", '""', '"" "*" x', '(REMOTE) "" "*"', '"" ("*")',
+             '"" "*" RETURN (CHILDREN)', '() "" "*"']
+
+
+def test_bad_arguments_exact_answers():
+    e = env()
+    cases = [(cmd, _bad("LIST", text)) for cmd, text in BAD_ARGUMENTS]
+    for name in ("RLIST", "RLSUB"):
+        cases += [((name + " " + args).strip(), _bad(
+            name, "%s takes a reference and a mailbox pattern" % name))
+            for args in BAD_BASIC]
+    problems = []
+    with e.client() as c:
+        for i, (cmd, want) in enumerate(cases):
+            if i % 10 == 9:
+                # Dovecot ends a session after 20 BAD answers in a row
+                expect_usable(c, "after %s" % cmd)
+            r = c.command(cmd)
+            got = strip_timing(r.raw_text)
+            if got != r.raw_text:
+                # the timing statistics replace the final "."
+                got += "."
+            if got != want or r.untagged:
+                problems.append("%s\n      expected %r\n      got      %r%s"
+                                % (cmd, want, got, "".join(
+                                    "\n      untagged " + l
+                                    for l in r.untagged)))
+        expect_usable(c)
+    expect(not problems, "%d of %d commands answered otherwise:\n  %s"
+           % (len(problems), len(cases), "\n  ".join(problems)))
+
+
+def _expect_lines(resp, want, what, done="OK List completed."):
+    """The command ended with done, and its untagged lines are exactly
+    want, in any order of the LIST lines; a STATUS line must come right
+    after the LIST line of its mailbox (given as a tuple in want)."""
+    expect_done(resp, done, what)
+    blocks = []
+    for line in resp.untagged:
+        if line.startswith("* STATUS ") and blocks:
+            blocks[-1] = blocks[-1] + (line,)
+        else:
+            blocks.append((line,))
+    want = [w if isinstance(w, tuple) else (w,) for w in want]
+    expect_eq(sorted(blocks), sorted(want), "%s, untagged lines" % what)
+
+
+def test_list_remote_option_words_any_case_and_repeated():
+    with _bob_client() as c:
+        want = ['* LIST (\\Subscribed \\HasChildren \\Remote) "/" '
+                'Public/L4R/Parent']
+        for cmd in ('LIST (REMOTE) "" Public/L4R/Parent '
+                    'RETURN (CHILDREN SUBSCRIBED)',
+                    'list (remote Remote) "" Public/L4R/Parent '
+                    'return (children Subscribed CHILDREN subscribed)'):
+            _expect_lines(c.command(cmd), want, cmd)
+        cmd = 'LIST (REMOTE) "" Public/L4R/Parent RETURN ()'
+        _expect_lines(c.command(cmd),
+                      ['* LIST (\\Remote) "/" Public/L4R/Parent'], cmd)
+
+
+def test_list_remote_pattern_list():
+    with _bob_client() as c:
+        cmd = 'LIST (REMOTE) "" (Public/L4R/Leaf "Public/L4R/T*" Public/L4M)'
+        _expect_lines(c.command(cmd), [
+            '* LIST (\\Remote) "/" Public/L4R/Leaf',
+            '* LIST (\\Remote) "/" Public/L4R/Tree',
+            '* LIST (\\NonExistent) "/" Public/L4M'], cmd)
+
+
+def test_rlist_with_reference_exact():
+    with _bob_client() as c:
+        cmd = 'RLIST "Public/L4R/" "Parent*"'
+        _expect_lines(c.command(cmd), [
+            '* LIST (\\HasChildren) "/" Public/L4R/Parent',
+            '* LIST (\\HasNoChildren) "/" Public/L4R/Parent/Kid'], cmd)
+        cmd = 'RLIST "Public/L4R" "/Deep/%"'
+        _expect_lines(c.command(cmd), [
+            '* LIST (\\HasNoChildren) "/" Public/L4R/Deep/Leaf'], cmd)
+        # the hierarchy separator request (RFC 3501 section 6.3.8)
+        for cmd, root in (('RLIST "" ""', '""'),
+                          ('RLIST "Public/L4R/" ""', "Public/")):
+            _expect_lines(c.command(cmd),
+                          ['* LIST (\\Noselect) "/" ' + root], cmd)
+
+
+def test_rlsub_with_reference_exact():
+    with _bob_client() as c:
+        # '%' at the end: the unsubscribed parent of a subscribed mailbox
+        # is listed \Noselect (RFC 3501 section 6.3.9); '*': it is not
+        for cmd, want in (
+                ('RLSUB "Public/L4R/" "%"', [
+                    '* LSUB () "/" Public/L4R/Parent',
+                    '* LSUB (\\Noselect) "/" Public/L4R/Deep']),
+                ('RLSUB "Public/L4R/" "*"', [
+                    '* LSUB () "/" Public/L4R/Parent',
+                    '* LSUB () "/" Public/L4R/Deep/Leaf']),
+                ('RLSUB "Public/" "L4M/*"', [
+                    '* LSUB () "/" Public/L4M/Local']),
+                ('RLSUB "Public/L4R/" "Leaf"', [])):
+            _expect_lines(c.command(cmd), want, cmd, "OK Lsub completed.")
+
+
+def test_list_remote_subscribed_children_status_exact():
+    with _bob_client() as c:
+        cmd = ('LIST (REMOTE SUBSCRIBED) "" ("Public/L4R*" "Public/L4M*") '
+               'RETURN (CHILDREN STATUS (MESSAGES))')
+        _expect_lines(c.command(cmd), [
+            '* LIST (\\Subscribed \\HasChildren \\Remote) "/" '
+            'Public/L4R/Parent',
+            '* LIST (\\Subscribed \\HasNoChildren \\Remote) "/" '
+            'Public/L4R/Deep/Leaf',
+            ('* LIST (\\Subscribed \\HasChildren) "/" Public/L4M/Local',
+             "* STATUS Public/L4M/Local (MESSAGES 0)")], cmd)
+        cmd = 'LIST (REMOTE SUBSCRIBED) "Public/L4R/" "*"'
+        _expect_lines(c.command(cmd), [
+            '* LIST (\\Subscribed \\Remote) "/" Public/L4R/Parent',
+            '* LIST (\\Subscribed \\Remote) "/" Public/L4R/Deep/Leaf'], cmd)
+
+
+def test_list_remote_recursivematch_childinfo_exact():
+    """RFC 5258 section 3.5: the parent listed for a subscribed child
+    carries one ("CHILDINFO" (...)) extended item."""
+    with _bob_client() as c:
+        cmd = 'LIST (REMOTE SUBSCRIBED RECURSIVEMATCH) "" "Public/L4R/%"'
+        _expect_lines(c.command(cmd), [
+            '* LIST (\\Subscribed \\Remote) "/" Public/L4R/Parent',
+            '* LIST (\\NonExistent) "/" Public/L4R/Deep '
+            '("CHILDINFO" ("SUBSCRIBED"))'], cmd)
 
 
 # ------------------------------------- directory unavailable (section 5)
