@@ -8,6 +8,7 @@ struct module;
 
 extern const char *imap_mailbox_referrals_plugin_dependencies[];
 extern const char *imap_mailbox_referrals_plugin_version;
+extern const char imap_mailbox_referrals_plugin_binary_dependency[];
 
 void imap_mailbox_referrals_plugin_init(struct module *module);
 void imap_mailbox_referrals_plugin_deinit(void);
