@@ -66,17 +66,29 @@ def _settings(self_address):
     }
 
 
+# As the README advises: every user of the demo has referrals enabled, so
+# the login process may advertise the capability before login too (the
+# greeting of the printed session shows it).
+CAPABILITY_CONFIG = """\
+protocol imap {
+  imap_capability = +MAILBOX-REFERRALS
+}
+"""
+
+
 def _servers():
     ldap = Slapd(workdir=os.path.join(DEMO_DIR, "ldap"), port=LDAP_PORT,
                  config_format="cnconfig", detached=True)
     home = Dovecot("home", workdir=os.path.join(DEMO_DIR, "home"),
                    port=HOME_PORT, mail_plugin_dir=INSTALLED_MODULE_DIR,
                    plugin_settings=_settings("127.0.0.1:%d" % HOME_PORT),
-                   metrics=True, detached=True)
+                   metrics=True, extra_config=CAPABILITY_CONFIG,
+                   detached=True)
     remote = Dovecot("remote", workdir=os.path.join(DEMO_DIR, "remote"),
                      port=REMOTE_PORT, mail_plugin_dir=INSTALLED_MODULE_DIR,
                      plugin_settings=_settings("127.0.0.1:%d" % REMOTE_PORT),
-                     metrics=True, detached=True)
+                     metrics=True, extra_config=CAPABILITY_CONFIG,
+                     detached=True)
     return ldap, home, remote
 
 
