@@ -52,9 +52,9 @@ def _expect_count(words, count, what, name=CAP):
 
 
 def _check_server(port, before_login, name, what):
-    """CAPABILITY in the greeting and before login names CAP before_login
-    times; after login (CAPABILITY, and the code of the LOGIN and
-    AUTHENTICATE replies) exactly once. name: how the list spells it (upper
+    """The greeting's code and CAPABILITY before login name CAP
+    before_login times; after login (the code of the LOGIN or AUTHENTICATE
+    reply, and CAPABILITY) exactly once. name: how the list spells it (upper
     case compared)."""
     with ImapClient(port) as c:
         _expect_count(_code_caps(c.greeting), before_login,
@@ -62,19 +62,16 @@ def _check_server(port, before_login, name, what):
         _expect_count(_capability_command(c, what), before_login,
                       "%s: CAPABILITY before login" % what, name)
     # a client that has seen CAPABILITY gets no code in the LOGIN reply:
-    # a new connection for each of these
-    with ImapClient(port) as c:
-        r = c.login(USER, PASSWORD)
-        expect_ok(r, "%s: LOGIN" % what)
-        _expect_count(_code_caps(r.tagged), 1,
-                      "%s: LOGIN reply's code" % what, name)
-        _expect_count(_capability_command(c, what), 1,
-                      "%s: CAPABILITY after login" % what, name)
-    with ImapClient(port) as c:
-        r = c.authenticate_plain(USER, PASSWORD)
-        expect_ok(r, "%s: AUTHENTICATE PLAIN" % what)
-        _expect_count(_code_caps(r.tagged), 1,
-                      "%s: AUTHENTICATE reply's code" % what, name)
+    # a new connection for each way of logging in
+    for how in ("LOGIN", "AUTHENTICATE PLAIN"):
+        with ImapClient(port) as c:
+            log_in = c.login if how == "LOGIN" else c.authenticate_plain
+            r = log_in(USER, PASSWORD)
+            expect_ok(r, "%s: %s" % (what, how))
+            _expect_count(_code_caps(r.tagged), 1,
+                          "%s: %s reply's code" % (what, how), name)
+            _expect_count(_capability_command(c, what), 1,
+                          "%s: CAPABILITY after %s" % (what, how), name)
 
 
 # ------------------------------------------- without imap_capability
