@@ -32,25 +32,24 @@ static const char *referral_log_value(const char *value)
 }
 
 static void ATTR_FORMAT(3, 4)
-referral_entry_warn(ARRAY_TYPE(const_string) *warnings,
-		    const struct referral_directory_entry *input,
+referral_entry_warn(ARRAY_TYPE(referral_entry_warning) *warnings,
+		    enum referral_entry_warning_kind kind,
 		    const char *fmt, ...)
 {
+	struct referral_entry_warning *warning;
 	va_list args;
-	const char *msg;
 
+	warning = array_append_space(warnings);
+	warning->kind = kind;
 	va_start(args, fmt);
-	msg = t_strdup_vprintf(fmt, args);
+	warning->text = t_strdup_vprintf(fmt, args);
 	va_end(args);
-	msg = t_strdup_printf("Directory entry %s: %s",
-			      referral_log_value(input->dn), msg);
-	array_push_back(warnings, &msg);
 }
 
-void referral_entry_parse(pool_t pool,
-			  const struct referral_directory_entry *input,
-			  struct referral_entry *entry_r,
-			  ARRAY_TYPE(const_string) *warnings)
+void referral_entry_validate(pool_t pool,
+			     const struct referral_directory_entry *input,
+			     struct referral_entry *entry_r,
+			     ARRAY_TYPE(referral_entry_warning) *warnings)
 {
 	struct referral_server server;
 	const char *const *value, *error;
@@ -67,7 +66,8 @@ void referral_entry_parse(pool_t pool,
 	else {
 		/* Guessing either way could send clients to the wrong
 		   server or serve the wrong mailbox: refuse the entry. */
-		referral_entry_warn(warnings, input,
+		referral_entry_warn(warnings,
+			REFERRAL_ENTRY_WARNING_INVALID_VALUE,
 			"Invalid imapReferralScope value %s "
 			"(expected mailbox or subtree)",
 			referral_log_value(input->scope));
@@ -76,7 +76,8 @@ void referral_entry_parse(pool_t pool,
 
 	if (input->remote_name != NULL) {
 		if (!referral_mailbox_name_is_safe(input->remote_name)) {
-			referral_entry_warn(warnings, input,
+			referral_entry_warn(warnings,
+				REFERRAL_ENTRY_WARNING_INVALID_VALUE,
 				"Invalid imapReferralRemoteName value %s "
 				"(empty, not UTF-8 or has control characters)",
 				referral_log_value(input->remote_name));
@@ -89,7 +90,8 @@ void referral_entry_parse(pool_t pool,
 
 	for (value = input->servers; value != NULL && *value != NULL; value++) {
 		if (referral_server_parse(pool, *value, &server, &error) < 0) {
-			referral_entry_warn(warnings, input,
+			referral_entry_warn(warnings,
+				REFERRAL_ENTRY_WARNING_INVALID_VALUE,
 				"Ignoring invalid imapReferralServer value %s: %s",
 				referral_log_value(*value), error);
 		} else {
@@ -97,7 +99,8 @@ void referral_entry_parse(pool_t pool,
 		}
 	}
 	if (array_count(&entry_r->servers) > REFERRAL_MAX_SERVERS) {
-		referral_entry_warn(warnings, input,
+		referral_entry_warn(warnings,
+			REFERRAL_ENTRY_WARNING_TOO_MANY_SERVERS,
 			"%u imapReferralServer values, using the %u with the "
 			"lowest preference", array_count(&entry_r->servers),
 			REFERRAL_MAX_SERVERS);
@@ -107,10 +110,29 @@ void referral_entry_parse(pool_t pool,
 			     REFERRAL_MAX_SERVERS);
 	}
 	if (entry_r->error == NULL && array_count(&entry_r->servers) == 0) {
-		referral_entry_warn(warnings, input,
-			"No valid imapReferralServer value");
+		referral_entry_warn(warnings, REFERRAL_ENTRY_WARNING_NO_SERVER,
+				    "No valid imapReferralServer value");
 		entry_r->error = "no valid imapReferralServer";
 	}
 	if (entry_r->error != NULL)
 		array_clear(&entry_r->servers);
+}
+
+void referral_entry_parse(pool_t pool,
+			  const struct referral_directory_entry *input,
+			  struct referral_entry *entry_r,
+			  ARRAY_TYPE(const_string) *warnings)
+{
+	ARRAY_TYPE(referral_entry_warning) values;
+	const struct referral_entry_warning *value;
+	const char *msg;
+
+	t_array_init(&values, 4);
+	referral_entry_validate(pool, input, entry_r, &values);
+	array_foreach(&values, value) {
+		msg = t_strdup_printf("Directory entry %s: %s",
+				      referral_log_value(input->dn),
+				      value->text);
+		array_push_back(warnings, &msg);
+	}
 }

@@ -51,4 +51,29 @@ void referral_entry_parse(pool_t pool,
 			  struct referral_entry *entry_r,
 			  ARRAY_TYPE(const_string) *warnings);
 
+/* What referral_entry_parse() warns about, for callers that report
+   problems one by one (doveadm mailbox-referrals check). */
+enum referral_entry_warning_kind {
+	/* a value that was skipped, or that makes the entry unusable */
+	REFERRAL_ENTRY_WARNING_INVALID_VALUE,
+	/* more than REFERRAL_MAX_SERVERS imapReferralServer values */
+	REFERRAL_ENTRY_WARNING_TOO_MANY_SERVERS,
+	/* no valid imapReferralServer value is left */
+	REFERRAL_ENTRY_WARNING_NO_SERVER,
+};
+
+struct referral_entry_warning {
+	enum referral_entry_warning_kind kind;
+	/* What is wrong, naming the attribute, with directory data quoted
+	   and escaped; it doesn't name the entry. Data stack. */
+	const char *text;
+};
+ARRAY_DEFINE_TYPE(referral_entry_warning, struct referral_entry_warning);
+
+/* As referral_entry_parse(), with each warning as a value. */
+void referral_entry_validate(pool_t pool,
+			     const struct referral_directory_entry *input,
+			     struct referral_entry *entry_r,
+			     ARRAY_TYPE(referral_entry_warning) *warnings);
+
 #endif
