@@ -239,8 +239,8 @@ referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
 /* Returns the entry covering vname (NULL if none), from the caches or the
    directory; -1 with error_r if the directory could not be asked. source_r
    says where the answer came from (or would have). The entry is valid until
-   the caches change. */
-static int
+   the caches change. Exported for doveadm. */
+int
 referral_lookup_entry(struct referral_user *ruser, const char *ns_prefix,
 		      const char *vname, char sep,
 		      const struct referral_entry **entry_r,

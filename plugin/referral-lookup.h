@@ -81,6 +81,17 @@ referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
 #define REFERRAL_EVENT_DECISION_FINISHED \
 	"mailbox_referrals_decision_finished"
 
+/* Get the entry covering vname in the namespace with prefix ns_prefix
+   into entry_r (NULL if none), from the caches or the directory, as
+   referral_lookup() does; source_r says where the answer came from
+   ("cache", "listing" or "directory"). Returns 0, or -1 with error_r (text
+   for the client) if the directory could not be asked. The entry is valid until
+   the caches change. */
+int referral_lookup_entry(struct referral_user *ruser, const char *ns_prefix,
+			  const char *vname, char sep,
+			  const struct referral_entry **entry_r,
+			  const char **source_r, const char **error_r);
+
 /* Where does the mailbox vname of the namespace with prefix ns_prefix (and
    hierarchy separator sep) live? Returns 1 and fills
    target_r (data stack) when on other servers, 0 when this server serves

@@ -63,11 +63,7 @@ unsigned int mailbox_referrals_list_failures(struct mail_user *user,
 	return ruser->list_failures;
 }
 
-/* Returns TRUE if name belongs to namespace ns: ns has the longest prefix
-   of it among the user's namespaces (the namespace root, "Public" for
-   "Public/", counts). Unlike mail_namespace_find() this never creates
-   namespaces (shared ones would be, for names from the directory). */
-static bool
+bool
 referral_name_in_namespace(struct mail_namespace *ns, const char *name)
 {
 	struct mail_namespace *n, *best = NULL;
@@ -92,9 +88,7 @@ referral_raw_entry_in_namespace(const struct referral_directory_entry *raw,
 	return referral_name_in_namespace(context, raw->mailbox);
 }
 
-/* Get the namespace's directory entries, from the cache or the directory.
-   Returns the record, or NULL with error_r. */
-static const struct referral_cache_record *
+const struct referral_cache_record *
 referral_list_get_entries(struct referral_user *ruser,
 			  struct mail_namespace *ns, bool remote_mode,
 			  const char **error_r)
