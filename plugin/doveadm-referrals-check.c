@@ -16,6 +16,7 @@
 
 struct referral_check_local {
 	const char *vname;
+	bool in_namespace;
 	bool selectable;
 };
 
@@ -132,12 +133,14 @@ void referral_check_add_entry(struct referral_check *check,
 }
 
 void referral_check_add_local(struct referral_check *check,
-			      const char *vname, bool selectable)
+			      const char *vname, bool in_namespace,
+			      bool selectable)
 {
 	struct referral_check_local *local;
 
 	local = array_append_space(&check->locals);
 	local->vname = p_strdup(check->pool, vname);
+	local->in_namespace = in_namespace;
 	local->selectable = selectable;
 }
 
@@ -202,8 +205,8 @@ referral_check_servers_text(const struct referral_entry *entry)
 	return str_c(str);
 }
 
-/* Mailboxes that exist here but are covered by an entry that doesn't
-   name this server. */
+/* Mailboxes of the namespace that exist here but are covered by an entry
+   that doesn't name this server. */
 static void
 referral_check_locals_elsewhere(struct referral_check *check,
 				struct referral_index *index)
@@ -214,7 +217,8 @@ referral_check_locals_elsewhere(struct referral_check *check,
 	bool is_local;
 
 	array_foreach(&check->locals, local) T_BEGIN {
-		entry = referral_index_find_covering(index, local->vname,
+		entry = !local->in_namespace ? NULL :
+			referral_index_find_covering(index, local->vname,
 						     &is_local);
 		if (entry != NULL && !is_local) {
 			if (entry->error != NULL) {
@@ -268,29 +272,38 @@ referral_check_has_local_below(struct referral_check *check,
 }
 
 /* Returns why entry, which names this server, has no mailbox here, or NULL
-   if it has one. */
+   if it has one. Clients referred here ask for the name the entry gives
+   the mailbox on its servers. */
 static const char *
 referral_check_missing_detail(struct referral_check *check,
 			      const struct referral_entry *entry)
 {
 	const struct referral_check_local *local;
+	const char *name = entry->remote_name != NULL ?
+		entry->remote_name : entry->mailbox;
+	const char *what;
 
-	local = array_bsearch(&check->locals, entry->mailbox,
+	local = array_bsearch(&check->locals, name,
 			      referral_check_local_key_cmp);
 	if (entry->subtree) {
 		if (local != NULL ||
-		    referral_check_has_local_below(check, entry->mailbox))
+		    referral_check_has_local_below(check, name))
 			return NULL;
-		return "Names this server, but neither the mailbox nor any "
-			"mailbox below it exists here";
+		what = "neither the mailbox nor any mailbox below it exists "
+			"here";
+	} else if (local == NULL) {
+		what = "the mailbox does not exist here";
+	} else if (!local->selectable) {
+		what = "the mailbox exists here only as a hierarchy parent "
+			"(\\Noselect)";
+	} else {
+		return NULL;
 	}
-	if (local == NULL)
-		return "Names this server, but the mailbox does not exist here";
-	if (!local->selectable) {
-		return "Names this server, but the mailbox exists here only "
-			"as a hierarchy parent (\\Noselect)";
-	}
-	return NULL;
+	if (entry->remote_name == NULL)
+		return t_strconcat("Names this server, but ", what, NULL);
+	return t_strdup_printf("Names this server, but %s under its "
+			       "imapReferralRemoteName %s", what,
+			       referral_check_quote(entry->remote_name));
 }
 
 /* Entries naming this server whose mailbox doesn't exist here. Unusable

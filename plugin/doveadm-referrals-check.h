@@ -27,7 +27,8 @@ enum referral_check_kind {
 	/* a mailbox that exists here, but an entry places it elsewhere:
 	   clients are referred away from it and LIST hides it */
 	REFERRAL_CHECK_LOCAL_ELSEWHERE,
-	/* an entry names this server, but its mailbox doesn't exist here */
+	/* an entry names this server, but its mailbox doesn't exist here
+	   under its name on its servers (imapReferralRemoteName, if set) */
 	REFERRAL_CHECK_MISSING_HERE,
 };
 
@@ -52,10 +53,13 @@ referral_check_init(pool_t pool, char sep, const char *ns_prefix,
 /* Validate a raw directory entry of the namespace. */
 void referral_check_add_entry(struct referral_check *check,
 			      const struct referral_directory_entry *raw);
-/* Note a mailbox that exists in the namespace on this server; selectable
-   is FALSE for one that exists only as a hierarchy parent (\Noselect). */
+/* Note a mailbox that exists on this server. in_namespace: it belongs to
+   the namespace checked (an entry's remote name may be in another one).
+   selectable is FALSE for one that exists only as a hierarchy parent
+   (\Noselect). */
 void referral_check_add_local(struct referral_check *check,
-			      const char *vname, bool selectable);
+			      const char *vname, bool in_namespace,
+			      bool selectable);
 
 /* Returns the problems found, sorted by mailbox, kind and DN. */
 const struct referral_check_problem *

@@ -384,40 +384,76 @@ static bool referrals_entry_is_local(const struct referral_entry *entry,
 	return referral_entry_is_local(context, entry);
 }
 
-/* Feed the mailboxes that exist in ns's list to check. The plugin's own
-   iteration hides the local mailboxes that the directory places
-   elsewhere, which are exactly what the check looks for: iterate below
-   it, with the vfuncs it wraps. RAW_LIST: what exists, whatever the
-   user's ACLs. */
+/* A mailbox that exists on this server. */
+struct referrals_local {
+	struct mail_namespace *ns;
+	const char *vname;
+	bool selectable;
+};
+ARRAY_DEFINE_TYPE(referrals_local, struct referrals_local);
+
+/* Add the mailboxes that exist in ns's list to locals (from pool). In a
+   namespace where referrals apply, the plugin's own iteration hides the
+   local mailboxes that the directory places elsewhere, which are exactly
+   what the check looks for: iterate below it, with the vfuncs it wraps.
+   RAW_LIST: what exists, whatever the user's ACLs. */
 static int
-referrals_check_add_locals(struct referral_check *check,
-			   struct mail_namespace *ns, const char **error_r)
+referrals_list_locals(struct mail_namespace *ns, pool_t pool,
+		      ARRAY_TYPE(referrals_local) *locals,
+		      const char **error_r)
 {
 	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(ns->list);
+	const struct mailbox_list_vfuncs *v = rlist != NULL ?
+		&rlist->module_ctx.super : &ns->list->v;
 	const char *patterns[] = { t_strconcat(ns->prefix, "*", NULL), NULL };
 	struct mailbox_list_iterate_context *iter;
 	const struct mailbox_info *info;
+	struct referrals_local *local;
 	enum mail_error error;
-	int ret;
 
-	iter = rlist->module_ctx.super.iter_init(ns->list, patterns,
+	iter = v->iter_init(ns->list, patterns,
 		MAILBOX_LIST_ITER_RAW_LIST | MAILBOX_LIST_ITER_NO_AUTO_BOXES);
 	for (;;) {
 		T_BEGIN {
-			info = rlist->module_ctx.super.iter_next(iter);
+			info = v->iter_next(iter);
 			if (info != NULL &&
 			    (info->flags & MAILBOX_NONEXISTENT) == 0) {
-				referral_check_add_local(check, info->vname,
-					(info->flags & MAILBOX_NOSELECT) == 0);
+				local = array_append_space(locals);
+				local->ns = ns;
+				local->vname = p_strdup(pool, info->vname);
+				local->selectable =
+					(info->flags & MAILBOX_NOSELECT) == 0;
 			}
 		} T_END;
 		if (info == NULL)
 			break;
 	}
-	ret = rlist->module_ctx.super.iter_deinit(iter);
-	if (ret < 0) {
-		*error_r = mailbox_list_get_last_error(ns->list, &error);
+	if (v->iter_deinit(iter) < 0) {
+		*error_r = t_strdup_printf(
+			"Can't list the mailboxes of namespace '%s': %s",
+			ns->prefix, mailbox_list_get_last_error(ns->list,
+								&error));
 		return -1;
+	}
+	return 0;
+}
+
+/* Get the mailboxes that exist in the user's namespaces: those of the
+   namespace checked, and any other, where an entry's remote name may be.
+   Shared namespaces are left out (listing them walks other users'
+   mailboxes). */
+static int
+referrals_get_locals(struct mail_user *user, pool_t pool,
+		     ARRAY_TYPE(referrals_local) *locals, const char **error_r)
+{
+	struct mail_namespace *ns;
+
+	for (ns = user->namespaces; ns != NULL; ns = ns->next) {
+		if (ns->alias_for != NULL ||
+		    ns->type == MAIL_NAMESPACE_TYPE_SHARED)
+			continue;
+		if (referrals_list_locals(ns, pool, locals, error_r) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -435,10 +471,12 @@ static void referrals_check_print(const struct referral_check_problem *problem)
 static int
 referrals_check_namespace(struct doveadm_mail_cmd_context *ctx,
 			  struct referral_user *ruser,
-			  struct mail_namespace *ns)
+			  struct mail_namespace *ns,
+			  const ARRAY_TYPE(referrals_local) *locals)
 {
 	ARRAY_TYPE(referral_directory_entry) raw_entries;
 	const struct referral_directory_entry *raw;
+	const struct referrals_local *local;
 	const struct referral_check_problem *problems;
 	struct referral_check *check;
 	const char *error;
@@ -466,12 +504,9 @@ referrals_check_namespace(struct doveadm_mail_cmd_context *ctx,
 		if (referral_name_in_namespace(ns, raw->mailbox))
 			referral_check_add_entry(check, raw);
 	}
-	if (referrals_check_add_locals(check, ns, &error) < 0) {
-		i_error("Can't list the mailboxes of namespace '%s': %s",
-			ns->prefix, error);
-		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
-		pool_unref(&pool);
-		return -1;
+	array_foreach(locals, local) {
+		referral_check_add_local(check, local->vname, local->ns == ns,
+					 local->selectable);
 	}
 	problems = referral_check_finish(check, &count);
 	for (i = 0; i < count; i++) T_BEGIN {
@@ -486,23 +521,37 @@ static int
 cmd_referrals_check_run(struct doveadm_mail_cmd_context *ctx,
 			struct mail_user *user)
 {
+	ARRAY_TYPE(referrals_local) locals;
 	struct referral_user *ruser;
 	struct mail_namespace *ns;
 	unsigned int problems = 0;
-	int ret;
+	const char *error;
+	pool_t pool;
+	int ret = 0;
 
 	if ((ruser = referrals_cmd_get_user(ctx, user)) == NULL)
 		return -1;
-	for (ns = user->namespaces; ns != NULL; ns = ns->next) {
+	pool = pool_alloconly_create("doveadm referral locals", 4096);
+	p_array_init(&locals, pool, 64);
+	if (referrals_get_locals(user, pool, &locals, &error) < 0) {
+		i_error("%s", error);
+		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
+		pool_unref(&pool);
+		return -1;
+	}
+	for (ns = user->namespaces; ns != NULL && ret >= 0; ns = ns->next) {
 		if (!referrals_namespace_enabled(ns))
 			continue;
 		T_BEGIN {
-			ret = referrals_check_namespace(ctx, ruser, ns);
+			ret = referrals_check_namespace(ctx, ruser, ns,
+							&locals);
 		} T_END;
-		if (ret < 0)
-			return -1;
-		problems += ret;
+		if (ret > 0)
+			problems += ret;
 	}
+	pool_unref(&pool);
+	if (ret < 0)
+		return -1;
 	if (problems > 0) {
 		/* DOVEADM_EX_NOTPOSSIBLE: the directory needs fixing */
 		doveadm_mail_failed_error(ctx, MAIL_ERROR_INVALIDDATA);

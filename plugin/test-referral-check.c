@@ -63,10 +63,21 @@ static void test_referral_check_clean(void)
 		   here);
 	/* one name may have an entry of each scope */
 	test_entry(check, "cn=tree-top", "Public/Tree", NULL, NULL, remote);
-	referral_check_add_local(check, "Public/Here", TRUE);
-	referral_check_add_local(check, "Public/HereTree", FALSE);
-	referral_check_add_local(check, "Public/HereTree/a", TRUE);
-	referral_check_add_local(check, "Public/Mine", TRUE);
+	/* this server holds them under their remote names, in this
+	   namespace and in another one */
+	test_entry(check, "cn=moved", "Public/Moved 2025", NULL,
+		   "Public/Moved/2025", here);
+	test_entry(check, "cn=private", "Public/Private", "subtree",
+		   "Shared/Private", here);
+	referral_check_add_local(check, "Public/Moved/2025", TRUE, TRUE);
+	referral_check_add_local(check, "Shared/Private/a", FALSE, TRUE);
+	/* another namespace's name under a remote subtree entry is not
+	   this namespace's business */
+	referral_check_add_local(check, "Public/Tree/elsewhere", FALSE, TRUE);
+	referral_check_add_local(check, "Public/Here", TRUE, TRUE);
+	referral_check_add_local(check, "Public/HereTree", TRUE, FALSE);
+	referral_check_add_local(check, "Public/HereTree/a", TRUE, TRUE);
+	referral_check_add_local(check, "Public/Mine", TRUE, TRUE);
 	(void)referral_check_finish(check, &count);
 	test_assert(count == 0);
 	pool_unref(&pool);
@@ -86,6 +97,7 @@ static void test_referral_check_problems(void)
 		"duplicate|Public/Dup|cn=dup-b",
 		"missing-here|Public/EmptyTree|cn=emptytree",
 		"missing-here|Public/Gone|cn=gone",
+		"missing-here|Public/Gone2|cn=gone2",
 		"too-many-servers|Public/Many|cn=many",
 		"invalid-value|Public/Mixed|cn=mixed",
 		"invalid-value|Public/NoServer|cn=noserver",
@@ -131,19 +143,24 @@ static void test_referral_check_problems(void)
 	test_entry(check, "cn=many", "Public/Many", NULL, NULL,
 		   array_front(&many));
 	test_entry(check, "cn=gone", "Public/Gone", NULL, NULL, here);
+	/* the client-visible name exists, but clients referred here ask for
+	   the remote name */
+	test_entry(check, "cn=gone2", "Public/Gone2", NULL, "Public/Gone3",
+		   here);
+	referral_check_add_local(check, "Public/Gone2", TRUE, TRUE);
 	test_entry(check, "cn=parent", "Public/Parent", NULL, NULL, here);
 	test_entry(check, "cn=emptytree", "Public/EmptyTree", "subtree", NULL,
 		   here);
 
-	referral_check_add_local(check, "Public/Sales", TRUE);
-	referral_check_add_local(check, "Public/Tree/x", TRUE);
-	referral_check_add_local(check, "Public/NoServer", TRUE);
-	referral_check_add_local(check, "Public/Parent", FALSE);
-	referral_check_add_local(check, "Public/Parent/child", TRUE);
+	referral_check_add_local(check, "Public/Sales", TRUE, TRUE);
+	referral_check_add_local(check, "Public/Tree/x", TRUE, TRUE);
+	referral_check_add_local(check, "Public/NoServer", TRUE, TRUE);
+	referral_check_add_local(check, "Public/Parent", TRUE, FALSE);
+	referral_check_add_local(check, "Public/Parent/child", TRUE, TRUE);
 	/* covered by the root entry, which names this server */
-	referral_check_add_local(check, "Public/Mine", TRUE);
+	referral_check_add_local(check, "Public/Mine", TRUE, TRUE);
 	/* a sibling of the empty tree, not below it */
-	referral_check_add_local(check, "Public/EmptyTreeX", TRUE);
+	referral_check_add_local(check, "Public/EmptyTreeX", TRUE, TRUE);
 
 	problems = referral_check_finish(check, &count);
 	test_assert(count == N_ELEMENTS(expected));
@@ -163,17 +180,21 @@ static void test_referral_check_problems(void)
 		test_assert_strcmp(problems[4].detail,
 			"Names this server, but neither the mailbox nor any "
 			"mailbox below it exists here");
-		test_assert_strcmp(problems[7].detail,
+		test_assert_strcmp(problems[6].detail,
+			"Names this server, but the mailbox does not exist "
+			"here under its imapReferralRemoteName "
+			"\"Public/Gone3\"");
+		test_assert_strcmp(problems[8].detail,
 			"Ignoring invalid imapReferralServer value \"abc\": "
 			"expected \"PREFERENCE HOST[:PORT]\"");
-		test_assert_strcmp(problems[10].detail,
+		test_assert_strcmp(problems[11].detail,
 			"Exists here, but the entry covering it is unusable "
 			"(no valid imapReferralServer): clients get "
 			"UNAVAILABLE");
-		test_assert_strcmp(problems[11].detail,
+		test_assert_strcmp(problems[12].detail,
 			"Names this server, but the mailbox exists here only "
 			"as a hierarchy parent (\\Noselect)");
-		test_assert_strcmp(problems[12].detail,
+		test_assert_strcmp(problems[13].detail,
 			"Exists here, but the directory places it on "
 			"remote.example.com: clients are referred there and "
 			"LIST hides it");

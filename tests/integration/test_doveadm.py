@@ -25,7 +25,7 @@ import tempfile
 from common import (expect, expect_eq, plugin_settings, referral_entry,
                     check_plugin_built, wait_until, USER)
 from harness import ldif
-from harness.dovecot import Dovecot, BUILD_MODULE_DIR
+from harness.dovecot import Dovecot, BUILD_MODULE_DIR, MAIL_UID, MAIL_GID
 from harness.ports import free_port, LOOPBACK
 from harness.slapd import Slapd, SUFFIX
 
@@ -107,6 +107,14 @@ def setup_module():
     add("cn=hidden", "Public/Hidden", [R2], base=PROBLEMS_BASE)
     add("cn=gone", "Public/Gone", ["10 %s" % SELF], base=PROBLEMS_BASE)
     add("cn=here", "Public/Here", ["10 %s" % SELF], base=PROBLEMS_BASE)
+    # this server holds them under their remote names: clients referred
+    # here ask for those (in this namespace, in another, or missing)
+    add("cn=renamed", "Public/Renamed", ["10 %s" % SELF],
+        remote_name="Public/Local", base=PROBLEMS_BASE)
+    add("cn=mine", "Public/Mine", ["10 %s" % SELF], remote_name="Mine",
+        base=PROBLEMS_BASE)
+    add("cn=moved", "Public/Moved", ["10 %s" % SELF],
+        remote_name="Public/Nowhere", base=PROBLEMS_BASE)
 
     port = free_port()
     d = Dovecot("doveadm", port=port, plugin_settings=plugin_settings(
@@ -115,6 +123,16 @@ def setup_module():
     d.start()
     for name in ("Here", "Hidden", "Local"):
         d.create_public_maildir(name)
+    create_private_maildir(USER, "Mine")
+
+
+def create_private_maildir(user, name):
+    """The user's mailbox <name> in the private namespace, on disk."""
+    for sub in ("", "cur", "new", "tmp"):
+        path = d.path("mail", user, "." + name, sub)
+        os.makedirs(path, exist_ok=True)
+    for root, dirs, _ in os.walk(d.path("mail", user)):
+        os.chown(root, MAIL_UID, MAIL_GID)
 
 
 def teardown_module():
@@ -436,6 +454,9 @@ def test_check_problems():
                   "17 imapReferralServer values, using the 16 with the "
                   "lowest preference") +
               row("invalid-value", "Public/Mixed", "cn=mixed", bad_server) +
+              row("missing-here", "Public/Moved", "cn=moved",
+                  'Names this server, but the mailbox does not exist here '
+                  'under its imapReferralRemoteName "Public/Nowhere"') +
               row("invalid-value", "Public/NoServer", "cn=noserver",
                   bad_server) +
               row("no-server", "Public/NoServer", "cn=noserver",
@@ -451,7 +472,7 @@ def test_check_json():
                                         PROBLEMS_BASE}),
                         EX_DATAERR, "check -f json")
     problems = json.loads(out)
-    expect_eq(len(problems), 10, "problems")
+    expect_eq(len(problems), 11, "problems")
     expect_eq(problems[0], {
         "problem": "invalid-value", "mailbox": "Public/Bad\\01Name",
         "dn": dn("cn=bad\\01name", PROBLEMS_BASE),
