@@ -99,7 +99,8 @@ referrals_cmd_get_user(struct doveadm_mail_cmd_context *ctx,
 
 	if (ruser == NULL) {
 		i_error("Mailbox referrals are not enabled for user %s "
-			"(mailbox_referrals_namespaces is not set)",
+			"(mailbox_referrals_namespaces is empty or "
+			"mailbox_referrals is not in mail_plugins)",
 			user->username);
 		if (ctx->exit_code == 0)
 			ctx->exit_code = EX_CONFIG;
@@ -107,11 +108,18 @@ referrals_cmd_get_user(struct doveadm_mail_cmd_context *ctx,
 	return ruser;
 }
 
+/* Returns TRUE if referrals apply to ns: the mail plugin hooks only the
+   lists of those namespaces. */
 static bool referrals_namespace_enabled(struct mail_namespace *ns)
 {
-	/* the mail plugin hooks only the lists of enabled namespaces;
-	   an alias namespace shows the same mailboxes twice */
-	return ns->alias_for == NULL && REFERRAL_LIST_CONTEXT(ns->list) != NULL;
+	return REFERRAL_LIST_CONTEXT(ns->list) != NULL;
+}
+
+/* Returns TRUE if list and check go through ns: an alias namespace would
+   show the same entries and mailboxes twice. */
+static bool referrals_namespace_listed(struct mail_namespace *ns)
+{
+	return ns->alias_for == NULL && referrals_namespace_enabled(ns);
 }
 
 /* Returns the namespace's root: its prefix without the separator. */
@@ -338,7 +346,7 @@ cmd_referrals_list_run(struct doveadm_mail_cmd_context *_ctx,
 	if ((ruser = referrals_cmd_get_user(_ctx, user)) == NULL)
 		return -1;
 	for (ns = user->namespaces; ns != NULL && ret == 0; ns = ns->next) {
-		if (referrals_namespace_enabled(ns)) {
+		if (referrals_namespace_listed(ns)) {
 			ret = referrals_list_namespace(_ctx, ruser, ns,
 						       ctx->arg);
 		}
@@ -540,7 +548,7 @@ cmd_referrals_check_run(struct doveadm_mail_cmd_context *ctx,
 		return -1;
 	}
 	for (ns = user->namespaces; ns != NULL && ret >= 0; ns = ns->next) {
-		if (!referrals_namespace_enabled(ns))
+		if (!referrals_namespace_listed(ns))
 			continue;
 		T_BEGIN {
 			ret = referrals_check_namespace(ctx, ruser, ns,

@@ -404,8 +404,8 @@ def test_list_referrals_disabled():
                                             ""}),
                           EX_CONFIG, "list for a user without referrals")
     expect_eq(err, "doveadm(alice): Error: Mailbox referrals are not enabled "
-              "for user alice (mailbox_referrals_namespaces is not set)\n",
-              "stderr")
+              "for user alice (mailbox_referrals_namespaces is empty or "
+              "mailbox_referrals is not in mail_plugins)\n", "stderr")
 
 
 # -------------------------------------------------------------- check
