@@ -15,7 +15,6 @@
 #include "lib.h"
 #include "array.h"
 #include "str.h"
-#include "unichar.h"
 #include "imap-match.h"
 #include "mail-namespace.h"
 #include "doveadm-mail.h"
@@ -27,6 +26,7 @@
 #include "referral-mailbox-list.h"
 #include "referral-url.h"
 #include "doveadm-referrals-check.h"
+#include "doveadm-referrals-output.h"
 
 struct referrals_cmd_context {
 	struct doveadm_mail_cmd_context ctx;
@@ -38,40 +38,6 @@ const char *doveadm_mailbox_referrals_plugin_version = DOVECOT_ABI_VERSION;
 
 void doveadm_mailbox_referrals_plugin_init(struct module *module);
 void doveadm_mailbox_referrals_plugin_deinit(void);
-
-/* A value from the directory (or a name that failed validation) on
-   doveadm's output. Only the json formatter escapes what it prints; tab,
-   flow, table and pager print values as they are. So control characters
-   (C0, DEL, C1) and bytes that are not UTF-8 are written as \XX, RFC
-   4514's escape, which leaves a DN valid and names the same DN. */
-static const char *referrals_printable(const char *value)
-{
-	const unsigned char *data = (const unsigned char *)value;
-	size_t i, len = strlen(value);
-	string_t *str = NULL;
-	unichar_t chr;
-	int n, k;
-
-	for (i = 0; i < len; i += n) {
-		n = uni_utf8_get_char_n(data + i, len - i, &chr);
-		if (n > 0 && chr >= 0x20 && !(chr >= 0x7f && chr < 0xa0)) {
-			if (str != NULL)
-				str_append_data(str, data + i, n);
-			continue;
-		}
-		if (str == NULL) {
-			str = t_str_new(len + 32);
-			str_append_data(str, data, i);
-		}
-		/* an invalid or truncated sequence: escape one byte and
-		   look again from the next */
-		if (n <= 0)
-			n = 1;
-		for (k = 0; k < n; k++)
-			str_printfa(str, "\\%02X", data[i + k]);
-	}
-	return str == NULL ? value : str_c(str);
-}
 
 /* Returns the servers as "PREFERENCE HOST[:PORT], ..." in their order. */
 static const char *
@@ -140,14 +106,15 @@ referrals_lookup_print(const char *vname, const char *location,
 		       const ARRAY_TYPE(referral_server) *servers,
 		       const char *urls)
 {
-	doveadm_print(referrals_printable(vname));
+	doveadm_print(doveadm_referrals_printable(vname));
 	doveadm_print(location);
 	doveadm_print(reason);
-	doveadm_print(entry == NULL ? "" : referrals_printable(entry->dn));
+	doveadm_print(entry == NULL ? "" :
+		      doveadm_referrals_printable(entry->dn));
 	doveadm_print(entry == NULL ? "" :
 		      (entry->subtree ? "subtree" : "mailbox"));
 	doveadm_print(remote_name == NULL ? "" :
-		      referrals_printable(remote_name));
+		      doveadm_referrals_printable(remote_name));
 	doveadm_print(servers == NULL ? "" : referrals_servers_text(servers));
 	doveadm_print(urls);
 }
@@ -290,12 +257,13 @@ static void referrals_list_print(const struct referral_entry *entry)
 	array_append_array(&servers, &entry->servers);
 	referral_servers_sort(&servers, 0);
 
-	doveadm_print(referrals_printable(entry->mailbox));
+	doveadm_print(doveadm_referrals_printable(entry->mailbox));
 	doveadm_print(entry->subtree ? "subtree" : "mailbox");
 	doveadm_print(referrals_servers_text(&servers));
-	doveadm_print(referrals_printable(entry->remote_name != NULL ?
-					  entry->remote_name : entry->mailbox));
-	doveadm_print(referrals_printable(entry->dn));
+	doveadm_print(doveadm_referrals_printable(
+		entry->remote_name != NULL ? entry->remote_name :
+		entry->mailbox));
+	doveadm_print(doveadm_referrals_printable(entry->dn));
 	doveadm_print(entry->error != NULL ? entry->error : "");
 }
 
@@ -469,8 +437,8 @@ referrals_get_locals(struct mail_user *user, pool_t pool,
 static void referrals_check_print(const struct referral_check_problem *problem)
 {
 	doveadm_print(referral_check_kind_name(problem->kind));
-	doveadm_print(referrals_printable(problem->mailbox));
-	doveadm_print(referrals_printable(problem->dn));
+	doveadm_print(doveadm_referrals_printable(problem->mailbox));
+	doveadm_print(doveadm_referrals_printable(problem->dn));
 	doveadm_print(problem->detail);
 }
 

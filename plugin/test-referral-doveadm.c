@@ -7,6 +7,7 @@
 #include "test-common.h"
 #include "referral-entry.h"
 #include "doveadm-referrals-check.h"
+#include "doveadm-referrals-output.h"
 
 /* "here.example.com" is this server */
 static bool test_is_local(const struct referral_entry *entry,
@@ -203,11 +204,44 @@ static void test_referral_check_problems(void)
 	test_end();
 }
 
+static void test_doveadm_referrals_printable(void)
+{
+	static const struct {
+		const char *input, *output;
+	} tests[] = {
+		{ "", "" },
+		{ "Public/Caf\xc3\xa9", "Public/Caf\xc3\xa9" },
+		{ "cn=a\\2Cb,ou=x", "cn=a\\2Cb,ou=x" },
+		{ "a\tb\r\nc", "a\\09b\\0D\\0Ac" },
+		{ "\x01\x1b[31m\x7f", "\\01\\1B[31m\\7F" },
+		/* C1 controls (U+0085, U+009B CSI), not U+00A0 */
+		{ "a\xc2\x85" "b\xc2\x9b\xc2\xa0",
+		  "a\\C2\\85" "b\\C2\\9B\xc2\xa0" },
+		/* not UTF-8: a lone byte, a truncated sequence */
+		{ "a\xff" "b", "a\\FF" "b" },
+		{ "a\xe2\x82", "a\\E2\\82" },
+		{ "\xe2\x82x", "\\E2\\82x" },
+	};
+	const char *value;
+	unsigned int i;
+
+	test_begin("doveadm_referrals_printable");
+	for (i = 0; i < N_ELEMENTS(tests); i++) {
+		value = doveadm_referrals_printable(tests[i].input);
+		test_assert_strcmp_idx(value, tests[i].output, i);
+	}
+	/* unchanged values are not copied */
+	value = "Public/Sales";
+	test_assert(doveadm_referrals_printable(value) == value);
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
 		test_referral_check_clean,
 		test_referral_check_problems,
+		test_doveadm_referrals_printable,
 		NULL
 	};
 	return test_run(test_functions);
