@@ -129,7 +129,7 @@ referrals_lookup(struct doveadm_mail_cmd_context *ctx, struct mail_user *user,
 	const struct referral_server *server;
 	ARRAY_TYPE(referral_server) servers;
 	struct mail_namespace *ns;
-	const char *remote_name, *error;
+	const char *remote_name, *source, *error;
 	string_t *urls;
 
 	if (!referral_mailbox_name_is_safe(vname)) {
@@ -147,7 +147,7 @@ referrals_lookup(struct doveadm_mail_cmd_context *ctx, struct mail_user *user,
 	}
 	if (referral_lookup_entry(ruser, ns->prefix, vname,
 				  mail_namespace_get_sep(ns),
-				  &entry, &error) < 0) {
+				  &entry, &source, &error) < 0) {
 		i_error("Can't look up %s: %s", vname, error);
 		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
 		return -1;
