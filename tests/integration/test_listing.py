@@ -29,7 +29,7 @@ import time
 from common import (check_plugin_built, crash_lines, env, expect, expect_eq,
                     expect_ok, expect_tagged, expect_usable, ou_referrals_ldif,
                     plugin_settings, referral_entry, settle, Failure,
-                    PASSWORD, USER)
+                    CAROL, PASSWORD, USER)
 from harness.dovecot import Dovecot
 from listing_common import (astring, expect_done, expect_listing, F,
                             listing, parse_list, show)
@@ -608,6 +608,63 @@ def test_list_remote_recursivematch_childinfo_exact():
             '* LIST (\\Subscribed \\Remote) "/" Public/L4R/Parent',
             '* LIST (\\NonExistent) "/" Public/L4R/Deep '
             '("CHILDINFO" ("SUBSCRIBED"))'], cmd)
+
+
+# Where the directory has nothing, RLIST, RLSUB and LIST (REMOTE) must
+# answer exactly what Dovecot's own LIST and LSUB answer for the same
+# arguments: the same lines in the same order, the same tagged reply. The
+# only deliberate difference is the spelling of the CHILDINFO tag, which we
+# quote as RFC 5258's examples do (both are valid astrings). Carol's
+# private names and Public/Same5, which no test gives an entry.
+SAME_PUBLIC = ("Same5/a", "Same5/a/b", "Same5/c")
+SAME_PRIVATE = ("Same5/x", "Same5/x/y", "Same5/z", "Same5/gone/q")
+SAME_SUBSCRIBED = ("Same5/x/y", "Same5/gone/q", "Public/Same5/a/b")
+SAME_PATTERNS = ['"" "Same5*"', '"Same5/" "%"', '"" "Public/Same5/%"',
+                 '"Public/" "Same5/*"', '"" "Public/Same5"', '"" "Nothing5"']
+SAME_PATTERN_LISTS = ['"" ("Same5*" "Public/Same5*")',
+                      '"Public/" ("Same5/%" "Same5")']
+SAME_SELECTIONS = ["", "SUBSCRIBED", "SUBSCRIBED RECURSIVEMATCH"]
+SAME_RETURNS = ["", " RETURN (CHILDREN SUBSCRIBED)",
+                " RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))"]
+
+
+def _same_answer(c, dovecot_cmd, ours_cmd, problems):
+    want = c.command(dovecot_cmd)
+    got = c.command(ours_cmd)
+    want_lines = [l.replace(" (CHILDINFO (", ' ("CHILDINFO" (')
+                  for l in want.untagged]
+    if (got.untagged, strip_timing(got.raw_text)) != \
+            (want_lines, strip_timing(want.raw_text)):
+        problems.append("%s\n      %r %r\n    %s\n      %r %r" % (
+            dovecot_cmd, want_lines, want.raw_text, ours_cmd,
+            got.untagged, got.raw_text))
+
+
+def test_same_answers_as_dovecot_without_entries():
+    e = env()
+    for name in SAME_PUBLIC:
+        e.a.create_public_maildir(name)
+    problems = []
+    with e.client(user=CAROL) as c:
+        for name in SAME_PRIVATE:
+            expect_ok(c.command("CREATE " + name), "CREATE " + name)
+        for name in SAME_SUBSCRIBED:
+            expect_ok(c.command("SUBSCRIBE " + name), "SUBSCRIBE " + name)
+        # a subscription whose mailbox is gone
+        expect_ok(c.command("DELETE Same5/gone/q"), "DELETE Same5/gone/q")
+        for args in SAME_PATTERNS:
+            _same_answer(c, "LIST " + args, "RLIST " + args, problems)
+            _same_answer(c, "LSUB " + args, "RLSUB " + args, problems)
+        for args in SAME_PATTERNS + SAME_PATTERN_LISTS:
+            for sel in SAME_SELECTIONS:
+                for ret in SAME_RETURNS:
+                    _same_answer(
+                        c, "LIST (%s) %s%s" % (sel, args, ret),
+                        "LIST (%s) %s%s" % (("REMOTE " + sel).strip(),
+                                            args, ret), problems)
+        expect_usable(c)
+    expect(not problems, "%d answers differ from Dovecot's:\n    %s"
+           % (len(problems), "\n    ".join(problems)))
 
 
 # ------------------------------------- directory unavailable (section 5)
