@@ -16,11 +16,14 @@ the entries.
 """
 
 import re
+import socket
 import time
 
-from common import (check_plugin_built, expect, expect_eq, expect_ok,
-                    ou_referrals_ldif, plugin_settings, referral_entry,
-                    settle, Failure, PASSWORD, REFERRALS_BASE, USER)
+from common import (check_plugin_built, crash_lines, expect, expect_eq,
+                    expect_ok, ou_referrals_ldif, plugin_settings,
+                    referral_entry, settle, Failure, PASSWORD,
+                    REFERRALS_BASE, USER)
+from harness import procs
 from harness.dovecot import Dovecot
 from harness.imap import ImapClient, strip_timing
 from harness.ports import free_port
@@ -196,3 +199,94 @@ def test_limited_reader_does_not_pretend():
            "the log of the limited Dovecot does not name the cause "
            "(Size limit exceeded):\n%s" % "\n".join(
                l for l in text.splitlines() if "Error" in l)[-2000:])
+
+
+# ----------------------------------------------------- a client that stops
+# reading. Pipelined listings (RLISTS x 540 KB) are more than the loopback
+# socket buffers take (about 4 MB): an RLIST must stop at a full output
+# buffer and wait for the client as Dovecot's LIST does, not hold the rest
+# of the listing in memory, and must end cleanly when the client goes.
+RLISTS = 16
+WAIT = 60.0
+
+
+def _imap_processes(server):
+    out = set()
+    for pid in procs.children_of(server.master_pid):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "imap":
+                    out.add(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _waits_in_ioloop(pid):
+    """pid sleeps in epoll_wait (where Dovecot's ioloop waits), or, where
+    the kernel does not say, is asleep at all."""
+    try:
+        with open("/proc/%d/wchan" % pid) as f:
+            wchan = f.read().strip()
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return True     # gone: nothing to wait for
+    if wchan not in ("", "0"):
+        return wchan in ("do_epoll_wait", "ep_poll")
+    return stat[stat.rfind(")") + 2] == "S"
+
+
+def test_rlist_waits_for_a_slow_client_and_ends_when_it_goes():
+    before = _imap_processes(home)
+    sock = socket.socket()
+    try:
+        # a small receive window, so that the server's side fills
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(WAIT)
+        sock.connect(("127.0.0.1", home.port))
+        sock.sendall(b"l LOGIN %s %s\r\n" % (USER.encode(),
+                                               PASSWORD.encode()))
+        data = b""
+        while b"\r\nl OK" not in data:
+            chunk = sock.recv(65536)
+            expect(chunk, "LOGIN: connection closed: %r" % data[-300:])
+            data += chunk
+        new = _imap_processes(home) - before
+        expect(len(new) == 1, "the session's imap process: %r" % new)
+        pid = new.pop()
+        offset = len(home.log_text())
+        sock.sendall(b"".join(b'r%d RLIST "" "Public/S4/*"\r\n' % i
+                              for i in range(RLISTS)))
+        # the first listing arrives whole; then the client stops reading
+        data = b""
+        while b"\r\nr0 " not in data:
+            chunk = sock.recv(65536)
+            expect(chunk, "RLIST: connection closed")
+            data += chunk
+        deadline = time.monotonic() + WAIT
+        while not _waits_in_ioloop(pid):
+            expect(time.monotonic() < deadline, "the imap process did not "
+                   "return to its ioloop within %ds" % WAIT)
+            time.sleep(0.05)
+    finally:
+        sock.close()
+    deadline = time.monotonic() + WAIT
+    while pid in _imap_processes(home):
+        expect(time.monotonic() < deadline, "the imap process still runs "
+               "%ds after its client went" % WAIT)
+        time.sleep(0.05)
+    text = home.wait_log(lambda t: "Disconnected" in t, offset)
+    lines = [l for l in text.splitlines() if "Disconnected" in l]
+    expect(len(lines) == 1, "one disconnect line: %r" % lines)
+    # Dovecot names the commands still queued, how much the output
+    # stream holds (N+M B out: M bytes buffered) and the running one's state
+    m = re.search(r"\(((?:RLIST,)*RLIST) running for .* (\d+)\+(\d+) B out, "
+                  r"state=wait-output\)", lines[0])
+    expect(m, "the client left while RLIST waited for output, so Dovecot's "
+           "disconnect line names RLIST in state wait-output: %r" % lines[0])
+    expect(int(m.group(3)) < 65536,
+           "bytes buffered in the output stream when the client left: %s "
+           "(the rest of the listing was queued instead of waiting)"
+           % m.group(3))
+    expect(not crash_lines(text), "crash: %r" % crash_lines(text))
