@@ -623,12 +623,24 @@ SAME_PATTERNS = ['"" "Same5*"', '"Same5/" "%"', '"" "Public/Same5/%"',
                  '"Public/" "Same5/*"', '"" "Public/Same5"', '"" "Nothing5"']
 SAME_PATTERN_LISTS = ['"" ("Same5*" "Public/Same5*")',
                       '"Public/" ("Same5/%" "Same5")']
+# Odd but valid arguments: NIL (an atom, the name "NIL"), names that are
+# not valid modified UTF-7 (matched as sent), LITERAL+ literals, 8-bit
+# bytes, and a long pattern list.
+SAME_ODD = [b'NIL "Same5*"', b'"" NIL', b'"&" "Same5*"', b'"" "Same5&"',
+            b'"" "&Jjo"', b'"" "Same5/&AGE-"', b'"" "&-Same5*"',
+            b'"" "Same5/\\*"', b'"" {7+}\r\nSame5/*',
+            b'{6+}\r\nSame5/ {1+}\r\n%', b'"" {7+}\r\nSame5\xff*',
+            b'"" {7+}\r\nSame5\xc3*']
+SAME_ODD_LISTS = [b'"" (' + b" ".join(b'"Same5/x%d*"' % i
+                                       for i in range(2000)) + b')',
+                  b'"" ({7+}\r\nSame5/* "&" NIL)']
 SAME_SELECTIONS = ["", "SUBSCRIBED", "SUBSCRIBED RECURSIVEMATCH"]
 SAME_RETURNS = ["", " RETURN (CHILDREN SUBSCRIBED)",
                 " RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))"]
 
 
 def _same_answer(c, dovecot_cmd, ours_cmd, problems):
+    """dovecot_cmd and ours_cmd: str, or bytes sent as they are."""
     want = c.command(dovecot_cmd)
     got = c.command(ours_cmd)
     want_lines = [l.replace(" (CHILDINFO (", ' ("CHILDINFO" (')
@@ -636,8 +648,13 @@ def _same_answer(c, dovecot_cmd, ours_cmd, problems):
     if (got.untagged, strip_timing(got.raw_text)) != \
             (want_lines, strip_timing(want.raw_text)):
         problems.append("%s\n      %r %r\n    %s\n      %r %r" % (
-            dovecot_cmd, want_lines, want.raw_text, ours_cmd,
-            got.untagged, got.raw_text))
+            _shown(dovecot_cmd), want_lines, want.raw_text,
+            _shown(ours_cmd), got.untagged, got.raw_text))
+
+
+def _shown(cmd):
+    return (cmd if isinstance(cmd, str)
+            else cmd.decode("utf-8", "backslashreplace"))[:200]
 
 
 def test_same_answers_as_dovecot_without_entries():
@@ -662,6 +679,12 @@ def test_same_answers_as_dovecot_without_entries():
                         c, "LIST (%s) %s%s" % (sel, args, ret),
                         "LIST (%s) %s%s" % (("REMOTE " + sel).strip(),
                                             args, ret), problems)
+        for args in SAME_ODD:
+            _same_answer(c, b"LIST " + args, b"RLIST " + args, problems)
+            _same_answer(c, b"LSUB " + args, b"RLSUB " + args, problems)
+        for args in SAME_ODD + SAME_ODD_LISTS:
+            _same_answer(c, b"LIST () " + args, b"LIST (REMOTE) " + args,
+                         problems)
         expect_usable(c)
     expect(not problems, "%d answers differ from Dovecot's:\n    %s"
            % (len(problems), "\n    ".join(problems)))
