@@ -276,7 +276,7 @@ def test_rlist_waits_for_a_slow_client_and_ends_when_it_goes():
         expect(time.monotonic() < deadline, "the imap process still runs "
                "%ds after its client went" % WAIT)
         time.sleep(0.05)
-    text = home.wait_log(lambda t: "Disconnected" in t, offset)
+    text = home.wait_log(lambda t: "Disconnected" in t, offset, timeout=WAIT)
     lines = [l for l in text.splitlines() if "Disconnected" in l]
     expect(len(lines) == 1, "one disconnect line: %r" % lines)
     # Dovecot names the commands still queued, how much the output
