@@ -446,18 +446,16 @@ static void rlist_finish(struct rlist_context *ctx)
 }
 
 /* The command's function while entries remain: sends as many as the
-   output buffer takes. Returns TRUE when the command is done. */
+   output buffer takes. Returns TRUE when the command is done. A client that
+   is gone ends the listing at once, whether a write failed or Dovecot
+   cancels the waiting command as it ends the session: the same path, as
+   the tagged reply is dropped for a closed or cancelled command anyway. */
 static bool rlist_send_more(struct client_command_context *cmd)
 {
 	struct rlist_context *ctx = cmd->context;
 	const struct mailbox_info *info;
-	int ret = 1;
+	int ret = cmd->cancel ? -1 : 1;
 
-	if (cmd->cancel) {
-		if (ctx->iter != NULL)
-			(void)mailbox_list_iter_deinit(&ctx->iter);
-		return TRUE;
-	}
 	while (ret > 0 && (info = mailbox_list_iter_next(ctx->iter)) != NULL) {
 		/* one data stack frame per entry: listings can be long */
 		T_BEGIN {
@@ -468,8 +466,7 @@ static bool rlist_send_more(struct client_command_context *cmd)
 		/* the output buffer is full: called again once it drains */
 		return FALSE;
 	}
-	/* all sent, or the client is gone (ret < 0) and the rest would go
-	   nowhere */
+	/* all sent, or the client is gone (ret < 0) */
 	rlist_finish(ctx);
 	return TRUE;
 }
