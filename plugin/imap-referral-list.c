@@ -297,12 +297,52 @@ static void rlist_append_word(string_t *dest, const char *word, bool *first)
 	*first = FALSE;
 }
 
+/* Returns TRUE if info is its namespace's root: "Public" of "Public/" */
+static bool rlist_is_namespace_root(const struct mailbox_info *info)
+{
+	const struct mail_namespace *ns = info->ns;
+
+	return ns->prefix_len > 0 &&
+		strlen(info->vname) == ns->prefix_len - 1 &&
+		strncmp(info->vname, ns->prefix, ns->prefix_len - 1) == 0;
+}
+
+/* The entry's flags. lib-storage lists a namespace root itself and tells
+   whether it has children by a listing of its own, made without REMOTE,
+   in which the mail plugin hides remote mailboxes: a root whose children
+   are all remote comes as \HasNoChildren, and a client browsing with "%"
+   would never open it. Ask again with REMOTE. If the directory fails
+   meanwhile, the failure counts in mailbox_referrals_list_failures() and
+   the command ends NO [UNAVAILABLE]. */
+static enum mailbox_info_flags
+rlist_entry_flags(const struct mailbox_info *info)
+{
+	struct mailbox_list_iterate_context *iter;
+	bool found;
+
+	if ((info->flags & MAILBOX_NOCHILDREN) == 0 ||
+	    !rlist_is_namespace_root(info) ||
+	    !mailbox_referrals_list_enabled(info->ns->list))
+		return info->flags;
+
+	iter = mailbox_list_iter_init(info->ns->list,
+		t_strconcat(info->ns->prefix, "%", NULL),
+		MAILBOX_LIST_ITER_RETURN_NO_FLAGS |
+		MAILBOX_LIST_ITER_REFERRAL_REMOTE);
+	found = mailbox_list_iter_next(iter) != NULL;
+	(void)mailbox_list_iter_deinit(&iter);
+	if (!found)
+		return info->flags;
+	return (info->flags & ENUM_NEGATE(MAILBOX_NOCHILDREN)) |
+		MAILBOX_CHILDREN;
+}
+
 /* The attributes of an entry, as far as this command asked for them */
 static void
 rlist_append_attributes(const struct rlist_context *ctx,
-			const struct mailbox_info *info, string_t *dest)
+			const struct mailbox_info *info,
+			enum mailbox_info_flags flags, string_t *dest)
 {
-	enum mailbox_info_flags flags = info->flags;
 	enum mailbox_info_flags hidden = MAILBOX_REFERRAL_REMOTE;
 	bool first;
 
@@ -322,7 +362,7 @@ rlist_append_attributes(const struct rlist_context *ctx,
 
 	first = !imap_mailbox_flags2str(dest, flags & ENUM_NEGATE(hidden));
 	/* RFC 5258's attribute; RFC 2193's RLIST predates it */
-	if (!ctx->basic && (info->flags & MAILBOX_REFERRAL_REMOTE) != 0)
+	if (!ctx->basic && (flags & MAILBOX_REFERRAL_REMOTE) != 0)
 		rlist_append_word(dest, "\\Remote", &first);
 	if ((ctx->iter_flags & MAILBOX_LIST_ITER_RETURN_SPECIALUSE) != 0 &&
 	    info->special_use != NULL)
@@ -408,7 +448,7 @@ rlist_send_entry(struct rlist_context *ctx, const struct mailbox_info *info)
 
 	line = t_str_new(256);
 	str_append(line, ctx->lsub_replies ? "* LSUB (" : "* LIST (");
-	rlist_append_attributes(ctx, info, line);
+	rlist_append_attributes(ctx, info, rlist_entry_flags(info), line);
 	str_append(line, ") ");
 	sep = mail_namespace_get_sep(info->ns);
 	imap_append_nstring(line, sep == '\0' ? NULL : t_strndup(&sep, 1));

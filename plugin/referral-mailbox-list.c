@@ -63,6 +63,11 @@ unsigned int mailbox_referrals_list_failures(struct mail_user *user,
 	return ruser->list_failures;
 }
 
+bool mailbox_referrals_list_enabled(struct mailbox_list *list)
+{
+	return REFERRAL_LIST_CONTEXT(list) != NULL;
+}
+
 bool
 referral_name_in_namespace(struct mail_namespace *ns, const char *name)
 {

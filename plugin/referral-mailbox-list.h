@@ -40,6 +40,10 @@ referral_list_get_entries(struct referral_user *ruser,
 			  struct mail_namespace *ns, bool remote_mode,
 			  const char **error_r);
 
+/* Returns TRUE if referrals apply to the list: its iterations with
+   MAILBOX_LIST_ITER_REFERRAL_REMOTE add the directory's mailboxes. */
+bool mailbox_referrals_list_enabled(struct mailbox_list *list);
+
 /* Install the list iteration overrides on a list where referrals apply. */
 void referral_mailbox_list_init_iter(struct mailbox_list_vfuncs *v);
 

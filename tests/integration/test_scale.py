@@ -178,6 +178,31 @@ def test_list_hides_all_of_them():
                   'LIST "" "Public/*" (all 10,000 are remote)')
 
 
+
+def test_namespace_root_has_remote_children():
+    """Public/ holds remote mailboxes only. lib-storage decides whether a
+    namespace root has children by listing it without REMOTE; RLIST and
+    LIST (REMOTE) must still say that it has (clients that browse with "%"
+    expand a name only when it has children), plain LIST that it has not."""
+    with _client(home) as c:
+        for cmd, want in (
+                ('RLIST "" "Public"',
+                 '* LIST (\\Noselect \\HasChildren) "/" Public'),
+                ('RLIST "" "%"',
+                 '* LIST (\\Noselect \\HasChildren) "/" Public'),
+                ('LIST (REMOTE) "" "Public" RETURN (CHILDREN)',
+                 '* LIST (\\NonExistent \\HasChildren) "/" Public'),
+                # the namespace's own iteration is open meanwhile
+                ('LIST (REMOTE) "" ("Public" "Public/none*") '
+                 'RETURN (CHILDREN)',
+                 '* LIST (\\NonExistent \\HasChildren) "/" Public'),
+                ('LIST "" "Public"',
+                 '* LIST (\\Noselect \\HasNoChildren) "/" Public')):
+            r = c.command(cmd)
+            lines = [l for l in r.untagged if " Public" in l]
+            expect_eq((lines, _done_text(r)), ([want], "OK List completed."),
+                      cmd)
+
 def test_limited_reader_does_not_pretend():
     with _client(limited) as c:
         r = c.command('RLIST "" "Public/S4/*"')
