@@ -12,8 +12,8 @@
 #include "str-sanitize.h"
 #include "time-util.h"
 #include "ioloop.h"
-#include "referral-settings.h"
-#include "referral-directory.h"
+#include "referral-directory-ldap-settings.h"
+#include "referral-directory-private.h"
 #include "referral-ldap.h"
 
 #define LDAP_DEPRECATED 0
@@ -38,6 +38,7 @@
 
 struct ldap_referral_directory {
 	struct referral_directory dir;
+	pool_t set_pool;
 	const struct referral_ldap_settings *set;
 	/* how many URIs mailbox_referrals_ldap_uris lists */
 	unsigned int uri_count;
@@ -662,24 +663,43 @@ static void referral_ldap_deinit(struct referral_directory *dir)
 		container_of(dir, struct ldap_referral_directory, dir);
 
 	referral_ldap_disconnect(ldir);
+	pool_unref(&ldir->set_pool);
 	i_free(ldir);
 }
 
-struct referral_directory *
-referral_directory_ldap_init(const struct referral_settings *set)
+static int
+referral_ldap_init(const struct referral_directory_params *params,
+		   struct referral_directory **dir_r, const char **error_r)
 {
+	const struct referral_ldap_settings *set;
 	struct ldap_referral_directory *ldir;
+	pool_t pool;
 
+	pool = pool_alloconly_create("referral ldap settings", 1024);
+	if (referral_ldap_settings_parse(pool, params->lookup,
+					 params->lookup_context,
+					 &set, error_r) < 0) {
+		/* error_r is in the data stack */
+		pool_unref(&pool);
+		return -1;
+	}
 	ldir = i_new(struct ldap_referral_directory, 1);
 	ldir->dir.name = "ldap";
 	ldir->dir.v.deinit = referral_ldap_deinit;
 	ldir->dir.v.lookup = referral_ldap_lookup;
 	ldir->dir.v.list = referral_ldap_list;
-	ldir->set = &set->ldap;
+	ldir->set_pool = pool;
+	ldir->set = set;
 	ldir->uri_count = I_MAX(str_array_length(
-		t_strsplit_spaces(set->ldap.uris, " ,")), 1);
+		t_strsplit_spaces(set->uris, " ,")), 1);
 	ldir->conncb.lc_add = referral_ldap_conncb_add;
 	ldir->conncb.lc_del = referral_ldap_conncb_del;
 	ldir->conncb.lc_arg = ldir;
-	return &ldir->dir;
+	*dir_r = &ldir->dir;
+	return 0;
 }
+
+const struct referral_directory_backend referral_directory_backend_ldap = {
+	.name = "ldap",
+	.init = referral_ldap_init,
+};

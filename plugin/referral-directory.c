@@ -6,23 +6,76 @@
 #include "ioloop.h"
 #include "time-util.h"
 #include "referral-settings.h"
-#include "referral-directory.h"
+#include "referral-directory-private.h"
 
 /* Shown to clients; the details go to the log. */
 #define REFERRAL_DIRECTORY_ERROR_TEXT \
 	"Referral directory is unavailable, try again later"
 
-struct referral_directory *
-referral_directory_init(const struct referral_settings *set,
-			struct event *parent_event)
+static ARRAY(const struct referral_directory_backend *) backends;
+
+void referral_directory_backend_register(
+	const struct referral_directory_backend *backend)
 {
+	if (!array_is_created(&backends))
+		i_array_init(&backends, 4);
+	array_push_back(&backends, &backend);
+}
+
+void referral_directory_backend_unregister(
+	const struct referral_directory_backend *backend)
+{
+	const struct referral_directory_backend *const *b;
+
+	array_foreach(&backends, b) {
+		if (*b == backend) {
+			array_delete(&backends, array_foreach_idx(&backends, b),
+				     1);
+			break;
+		}
+	}
+	if (array_count(&backends) == 0)
+		array_free(&backends);
+}
+
+static const struct referral_directory_backend *
+referral_directory_backend_find(const char *name)
+{
+	const struct referral_directory_backend *const *b;
+
+	if (!array_is_created(&backends)) {
+		/* the built-in backends; unit tests add theirs */
+		referral_directory_backend_register(
+			&referral_directory_backend_ldap);
+	}
+	array_foreach(&backends, b) {
+		if (strcmp((*b)->name, name) == 0)
+			return *b;
+	}
+	return NULL;
+}
+
+int referral_directory_init(const struct referral_directory_params *params,
+			    struct referral_directory **dir_r,
+			    const char **error_r)
+{
+	const struct referral_directory_backend *backend;
 	struct referral_directory *dir;
 
-	dir = referral_directory_ldap_init(set);
-	dir->event = event_create(parent_event);
+	backend = referral_directory_backend_find(params->set->directory);
+	if (backend == NULL) {
+		*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
+			"directory: Unknown directory backend '%s' "
+			"(expected ldap)", params->set->directory);
+		return -1;
+	}
+	if (backend->init(params, &dir, error_r) < 0)
+		return -1;
+	dir->event = event_create(params->event_parent);
 	event_set_append_log_prefix(dir->event,
 		t_strdup_printf("%s: ", dir->name));
-	return dir;
+	*dir_r = dir;
+	return 0;
 }
 
 void referral_directory_deinit(struct referral_directory **_dir)
@@ -33,6 +86,16 @@ void referral_directory_deinit(struct referral_directory **_dir)
 	*_dir = NULL;
 	dir->v.deinit(dir);
 	event_unref(&event);
+}
+
+bool referral_directory_is_failing(const struct referral_directory *dir)
+{
+	return dir->failing;
+}
+
+bool referral_directory_answers_fresh(const struct referral_directory *dir)
+{
+	return dir->fresh_answers;
 }
 
 /* Returns TRUE if a query may be tried now. While the directory fails,

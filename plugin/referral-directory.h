@@ -5,55 +5,41 @@
 #define REFERRAL_DIRECTORY_H
 
 #include "referral-entry.h"
-
-struct referral_settings;
+#include "referral-settings.h"
 
 /* The directory that says where mailboxes live. The referral logic sees
-   only this interface; referral-directory-ldap.c is the one backend the
-   plugin ships, and unit tests plug in their own. */
+   only this interface. Backends register by name (see
+   referral-directory-private.h): "ldap" (referral-directory-ldap.c, libldap
+   in this process) and "service" (referral-directory-service.c, the
+   mailbox-referrals-directory service); mailbox_referrals_directory
+   chooses. */
 struct referral_directory;
 
-struct referral_directory_vfuncs {
-	void (*deinit)(struct referral_directory *dir);
-	/* Find the entries whose mailbox is name (unless name is NULL), or
-	   one of ancestors with subtree scope (a backend may also return
-	   ancestors' entries of mailbox scope; the caller checks). At least
-	   one of name and ancestors is given. Entries are allocated from
-	   pool. Returns 0, or -1 with error_r when the directory could not
-	   be asked (down, timeout, misconfigured). */
-	int (*lookup)(struct referral_directory *dir, const char *name,
-		      const char *const *ancestors, pool_t pool,
-		      ARRAY_TYPE(referral_directory_entry) *entries,
-		      const char **error_r);
-	/* Find every entry whose mailbox starts with prefix (all entries
-	   for ""), however many the directory holds. Returns 0, or -1 with
-	   error_r; entries may then be incomplete. */
-	int (*list)(struct referral_directory *dir, const char *prefix,
-		    pool_t pool, ARRAY_TYPE(referral_directory_entry) *entries,
-		    const char **error_r);
+struct referral_directory_params {
+	const struct referral_settings *set;
+	/* the backend's own settings (e.g. mailbox_referrals_ldap_*) */
+	referral_setting_lookup_t *lookup;
+	void *lookup_context;
+	/* Dovecot's base_dir: where the service backend finds its socket */
+	const char *base_dir;
+	struct event *event_parent;
 };
 
-struct referral_directory {
-	const char *name;
-	struct referral_directory_vfuncs v;
-	struct event *event;
-	/* The event of the request in progress (NULL between requests):
-	   backends may add fields of their own to it, e.g. "searches". */
-	struct event *request_event;
-	/* TRUE while the directory is failing: its outage has been logged
-	   once and is not logged again until a query succeeds. */
-	bool failing;
-	/* ioloop_timeval of the command whose query last failed: the rest
-	   of that command doesn't wait for the directory again */
-	struct timeval failed_ioloop_timeval;
-};
-
-/* Create the directory backend for the settings (LDAP). The backend does
-   not connect before the first lookup. */
-struct referral_directory *
-referral_directory_init(const struct referral_settings *set,
-			struct event *parent_event);
+/* Create the directory backend named by set->directory, parsing its own
+   settings. The backend does not connect before the first request.
+   Returns 0, or -1 with error_r (unknown backend, invalid setting). */
+int referral_directory_init(const struct referral_directory_params *params,
+			    struct referral_directory **dir_r,
+			    const char **error_r);
 void referral_directory_deinit(struct referral_directory **dir);
+
+/* Returns TRUE while the directory is failing (its outage is logged). */
+bool referral_directory_is_failing(const struct referral_directory *dir);
+/* Returns TRUE if the backend's answers are current and cheap (a replica
+   in memory, followed within a second): sessions then keep no cache of
+   their own, and plain listings look up the local names one by one instead
+   of listing the whole namespace. */
+bool referral_directory_answers_fresh(const struct referral_directory *dir);
 
 /* Sent once per request that reaches the backend (not for those skipped
    while the directory fails, see referral_directory_lookup()), with the
@@ -79,9 +65,5 @@ int referral_directory_list(struct referral_directory *dir,
 			    const char *prefix, pool_t pool,
 			    ARRAY_TYPE(referral_directory_entry) *entries,
 			    const char **error_r);
-
-/* Backends */
-struct referral_directory *
-referral_directory_ldap_init(const struct referral_settings *set);
 
 #endif

@@ -4,7 +4,7 @@
 #include "lib.h"
 #include "array.h"
 #include "bsearch-insert-pos.h"
-#include "referral-lookup.h"
+#include "referral-name.h"
 #include "referral-index.h"
 
 struct referral_index {

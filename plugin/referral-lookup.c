@@ -8,7 +8,7 @@
 #include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-cache.h"
-#include "referral-index.h"
+#include "referral-listing.h"
 #include "referral-lookup.h"
 #include "referral-plugin.h"
 
@@ -18,79 +18,6 @@
 
 #define REFERRAL_UNUSABLE_ENTRY_ERROR \
 	"Remote mailbox has no usable server in the directory"
-
-const char *const *referral_name_ancestors(const char *vname, char sep)
-{
-	ARRAY_TYPE(const_string) ancestors;
-	const char *p, *name;
-
-	t_array_init(&ancestors, 8);
-	for (p = strchr(vname, sep); p != NULL; p = strchr(p + 1, sep)) {
-		if (array_count(&ancestors) == REFERRAL_MAX_ANCESTORS ||
-		    (size_t)(p - vname) > REFERRAL_MAX_NAME_LENGTH)
-			break;
-		name = t_strdup_until(vname, p);
-		array_push_back(&ancestors, &name);
-	}
-	array_append_zero(&ancestors);
-	return array_front(&ancestors);
-}
-
-/* Returns TRUE if ancestor is a proper ancestor of vname. */
-static bool
-referral_name_is_ancestor(const char *ancestor, const char *vname, char sep)
-{
-	size_t len = strlen(ancestor);
-
-	return strncmp(ancestor, vname, len) == 0 && vname[len] == sep;
-}
-
-bool referral_entry_precedes(const struct referral_entry *entry1,
-			     const struct referral_entry *entry2)
-{
-	if (entry1->subtree != entry2->subtree)
-		return !entry1->subtree;
-	/* two entries of one scope for one name: a directory mistake, but
-	   every server must still make the same choice */
-	return strcmp(entry1->dn, entry2->dn) < 0;
-}
-
-const struct referral_entry *
-referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
-			       const char *vname, char sep)
-{
-	const struct referral_entry *entry, *exact = NULL, *best = NULL;
-	size_t len, best_len = 0;
-
-	array_foreach(entries, entry) {
-		if (strcmp(entry->mailbox, vname) == 0) {
-			if (exact == NULL ||
-			    referral_entry_precedes(entry, exact))
-				exact = entry;
-			continue;
-		}
-		if (!entry->subtree ||
-		    !referral_name_is_ancestor(entry->mailbox, vname, sep))
-			continue;
-		len = strlen(entry->mailbox);
-		if (best == NULL || len > best_len ||
-		    (len == best_len && referral_entry_precedes(entry, best))) {
-			best = entry;
-			best_len = len;
-		}
-	}
-	return exact != NULL ? exact : best;
-}
-
-const char *referral_entry_remote_name(const struct referral_entry *entry,
-				       const char *vname)
-{
-	if (entry->remote_name == NULL)
-		return vname;
-	/* a name below a subtree entry keeps its path below the entry */
-	return t_strconcat(entry->remote_name,
-			   vname + strlen(entry->mailbox), NULL);
-}
 
 bool referral_server_is_self(struct referral_user *ruser,
 			     const struct referral_server *server)
@@ -213,21 +140,6 @@ bool referral_entry_is_local(struct referral_user *ruser,
 	return FALSE;
 }
 
-static bool referral_entry_is_local_cb(const struct referral_entry *entry,
-				       void *context)
-{
-	return referral_entry_is_local(context, entry);
-}
-
-struct referral_index *
-referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
-			    const ARRAY_TYPE(referral_entry) *entries,
-			    char sep, const char *ns_prefix)
-{
-	return referral_index_build(pool, entries, sep, ns_prefix,
-				    referral_entry_is_local_cb, ruser);
-}
-
 /* Where the answer of a decision came from (the event's "source").
    "directory" also covers a lookup that failed or was skipped while the
    directory fails, and a name too long for any entry that has no parent to
@@ -247,18 +159,15 @@ referral_lookup_entry(struct referral_user *ruser, const char *ns_prefix,
 		      const char **source_r, const char **error_r)
 {
 	const struct referral_cache_record *record;
-	bool local;
 
 	*source_r = REFERRAL_SOURCE_CACHE;
 	record = referral_cache_lookup(ruser->cache, vname);
 	if (record == NULL) {
 		/* a fresh listing of the namespace knows every name in it:
 		   after a LIST, opening its mailboxes costs no queries */
-		record = referral_cache_lookup(ruser->list_cache, ns_prefix);
-		if (record != NULL && record->index != NULL) {
+		if (referral_listing_find_covering(ruser, ns_prefix, vname,
+						   entry_r)) {
 			*source_r = REFERRAL_SOURCE_LISTING;
-			*entry_r = referral_index_find_covering(record->index,
-								vname, &local);
 			return 0;
 		}
 		*source_r = REFERRAL_SOURCE_DIRECTORY;

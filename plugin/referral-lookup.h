@@ -4,16 +4,9 @@
 #ifndef REFERRAL_LOOKUP_H
 #define REFERRAL_LOOKUP_H
 
-#include "referral-entry.h"
+#include "referral-name.h"
 
 struct referral_user;
-
-/* Deepest hierarchy level whose subtree entries are looked for: bounds the
-   size of the directory query whatever name a client sends. */
-#define REFERRAL_MAX_ANCESTORS 32
-/* Longest imapReferralMailbox (the schema's limit): longer names, which a
-   client may send, are never looked for. */
-#define REFERRAL_MAX_NAME_LENGTH 4096
 
 /* Where a mailbox lives. Everything in it is in the data stack. */
 struct referral_target {
@@ -25,31 +18,6 @@ struct referral_target {
 	/* The servers, in the order clients should try them. */
 	ARRAY_TYPE(referral_server) servers;
 };
-
-/* Returns the names of vname's ancestors in its namespace, shallowest
-   first ("Public", "Public/Sales" for "Public/Sales/Q1" with separator
-   '/'), at most REFERRAL_MAX_ANCESTORS and none longer than
-   REFERRAL_MAX_NAME_LENGTH. Allocated from the data stack. */
-const char *const *referral_name_ancestors(const char *vname, char sep);
-
-/* Returns TRUE if entry1 takes precedence over entry2, both for the same
-   mailbox name: a mailbox-scope entry over a subtree one (so a subtree
-   entry and a mailbox entry of one name can place the top mailbox and its
-   children differently), else the smaller DN, so that every server of a
-   deployment makes the same choice whatever order the directory uses. */
-bool referral_entry_precedes(const struct referral_entry *entry1,
-			     const struct referral_entry *entry2);
-
-/* Choose the entry covering vname among entries: its own entry, else the
-   deepest subtree entry above it (see referral_entry_precedes() for ties).
-   Returns NULL if none covers it. */
-const struct referral_entry *
-referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
-			       const char *vname, char sep);
-
-/* Returns the name vname has on the servers of entry. Data stack. */
-const char *referral_entry_remote_name(const struct referral_entry *entry,
-				       const char *vname);
 
 struct referral_cache_record;
 
@@ -66,13 +34,6 @@ void referral_lookup_fill_record(struct referral_user *ruser,
 /* Returns TRUE if this server is among entry's servers. */
 bool referral_entry_is_local(struct referral_user *ruser,
 			     const struct referral_entry *entry);
-
-/* Index the entries of the namespace with prefix ns_prefix (for a cached
-   listing), deciding which are local for ruser. */
-struct referral_index *
-referral_lookup_index_build(struct referral_user *ruser, pool_t pool,
-			    const ARRAY_TYPE(referral_entry) *entries,
-			    char sep, const char *ns_prefix);
 
 /* Sent once per referral_lookup() call, with the fields mailbox, result
    (local, remote or unavailable), source (cache, listing or directory),

@@ -10,8 +10,7 @@
    keep those names, flagged MAILBOX_REFERRAL_REMOTE, and then add the
    directory's remote mailboxes and their parents that match the patterns.
 
-   The namespace's directory entries come from one (paged) directory search
-   per namespace, cached like single lookups. */
+   The namespace's directory entries come from referral-listing.c. */
 
 #include "lib.h"
 #include "array.h"
@@ -19,10 +18,9 @@
 #include "imap-match.h"
 #include "mail-namespace.h"
 #include "mailbox-tree.h"
-#include "referral-directory.h"
 #include "referral-cache.h"
 #include "referral-index.h"
-#include "referral-lookup.h"
+#include "referral-listing.h"
 #include "referral-mailbox-list.h"
 #include "referral-plugin.h"
 
@@ -66,76 +64,6 @@ unsigned int mailbox_referrals_list_failures(struct mail_user *user,
 bool mailbox_referrals_list_enabled(struct mailbox_list *list)
 {
 	return REFERRAL_LIST_CONTEXT(list) != NULL;
-}
-
-bool
-referral_name_in_namespace(struct mail_namespace *ns, const char *name)
-{
-	struct mail_namespace *n, *best = NULL;
-	size_t len = strlen(name);
-
-	for (n = ns->user->namespaces; n != NULL; n = n->next) {
-		if (strncmp(n->prefix, name, n->prefix_len) != 0 &&
-		    !(n->prefix_len > 0 && len == n->prefix_len - 1 &&
-		      strncmp(n->prefix, name, len) == 0))
-			continue;
-		if (best == NULL || n->prefix_len > best->prefix_len)
-			best = n;
-	}
-	return best == ns;
-}
-
-static bool
-referral_raw_entry_in_namespace(const struct referral_directory_entry *raw,
-				void *context)
-{
-	/* e.g. "PublicArchive/x" of another namespace */
-	return referral_name_in_namespace(context, raw->mailbox);
-}
-
-const struct referral_cache_record *
-referral_list_get_entries(struct referral_user *ruser,
-			  struct mail_namespace *ns, bool remote_mode,
-			  const char **error_r)
-{
-	ARRAY_TYPE(referral_directory_entry) raw_entries;
-	struct referral_cache_record *record;
-	const char *root;
-	pool_t pool;
-
-	record = (struct referral_cache_record *)
-		referral_cache_lookup(ruser->list_cache, ns->prefix);
-	if (record != NULL)
-		return record;
-	if (!remote_mode && ruser->dir->failing) {
-		/* A plain listing needs the directory only to hide names:
-		   while it is known to be failing, don't wait for it again
-		   (the next lookup finds out when it is back). */
-		*error_r = "directory is failing";
-		return NULL;
-	}
-
-	/* the namespace root too ("Public" for "Public/"): a subtree entry
-	   there covers the whole namespace, as in single lookups */
-	root = ns->prefix;
-	if (ns->prefix_len > 0 &&
-	    ns->prefix[ns->prefix_len-1] == mail_namespace_get_sep(ns))
-		root = t_strndup(ns->prefix, ns->prefix_len - 1);
-
-	pool = pool_alloconly_create("referral list", 16384);
-	p_array_init(&raw_entries, pool, 64);
-	if (referral_directory_list(ruser->dir, root, pool,
-				    &raw_entries, error_r) < 0) {
-		pool_unref(&pool);
-		return NULL;
-	}
-	record = referral_cache_add(ruser->list_cache, ns->prefix);
-	referral_lookup_fill_record(ruser, record, &raw_entries,
-				    referral_raw_entry_in_namespace, ns);
-	record->index = referral_lookup_index_build(ruser, record->pool,
-		&record->entries, mail_namespace_get_sep(ns), ns->prefix);
-	pool_unref(&pool);
-	return record;
 }
 
 static struct mailbox_list_iterate_context *

@@ -4,6 +4,8 @@
 #ifndef REFERRAL_MAILBOX_LIST_H
 #define REFERRAL_MAILBOX_LIST_H
 
+#include "referral-listing.h"
+
 struct mail_user;
 struct mailbox_list_vfuncs;
 
@@ -22,23 +24,6 @@ struct mailbox_list_vfuncs;
    after its own listing: several may run at once. */
 unsigned int mailbox_referrals_list_failures(struct mail_user *user,
 					     const char **error_r);
-
-struct mail_namespace;
-struct referral_user;
-
-/* Returns TRUE if name belongs to namespace ns: ns has the longest prefix
-   of it among the user's namespaces (the namespace root, "Public" for
-   "Public/", counts). Unlike mail_namespace_find() this never creates
-   namespaces (shared ones would be, for names from the directory). */
-bool referral_name_in_namespace(struct mail_namespace *ns, const char *name);
-
-/* Get the namespace's directory entries (validated, indexed), from the
-   cache or the directory. remote_mode: ask the directory even while it is
-   known to be failing. Returns the record, or NULL with error_r. */
-const struct referral_cache_record *
-referral_list_get_entries(struct referral_user *ruser,
-			  struct mail_namespace *ns, bool remote_mode,
-			  const char **error_r);
 
 /* Returns TRUE if referrals apply to the list: its iterations with
    MAILBOX_LIST_ITER_REFERRAL_REMOTE add the directory's mailboxes. */

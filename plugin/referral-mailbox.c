@@ -14,7 +14,7 @@
 #include "referral-settings.h"
 #include "referral-directory.h"
 #include "referral-cache.h"
-#include "referral-index.h"
+#include "referral-listing.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
 #include "referral-plugin.h"
@@ -182,10 +182,10 @@ referral_rename_orphans_entries(struct referral_user *ruser,
 				const struct referral_target *old_target)
 {
 	ARRAY_TYPE(referral_directory_entry) entries;
-	const struct referral_cache_record *listing;
 	const char *prefix, *error;
 	pool_t pool;
 	bool orphans;
+	int ret;
 
 	if (old_target->own_entry) {
 		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
@@ -194,12 +194,11 @@ referral_rename_orphans_entries(struct referral_user *ruser,
 	}
 	/* a cached listing of the namespace knows; else ask for the
 	   entries below the name only */
-	listing = referral_cache_lookup(ruser->list_cache,
-					src->list->ns->prefix);
-	if (listing != NULL && listing->index != NULL) {
-		if (!referral_index_has_entries_below(listing->index,
-						      src->vname))
-			return FALSE;
+	ret = referral_listing_has_entries_below(ruser, src->list->ns->prefix,
+						 src->vname);
+	if (ret == 0)
+		return FALSE;
+	if (ret > 0) {
 		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
 				       REFERRAL_RENAME_CHILDREN_ERROR);
 		return TRUE;

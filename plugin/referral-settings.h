@@ -8,30 +8,11 @@
 
 #define REFERRAL_SETTING_PREFIX "mailbox_referrals_"
 
-enum referral_ldap_scope {
-	REFERRAL_LDAP_SCOPE_BASE,
-	REFERRAL_LDAP_SCOPE_ONELEVEL,
-	REFERRAL_LDAP_SCOPE_SUBTREE,
-};
-
-/* Directory connection settings. Names and meanings follow Dovecot's
-   dovecot-ldap.conf.ext, prefixed with mailbox_referrals_ldap_. */
-struct referral_ldap_settings {
-	const char *uris;	/* space-separated fail-over list */
-	const char *dn;
-	const char *dnpass;	/* never logged */
-	const char *base;
-	enum referral_ldap_scope scope;
-	unsigned int timeout_msecs;
-	bool tls;		/* STARTTLS */
-	const char *tls_ca_cert_file;
-	const char *tls_ca_cert_dir;
-	const char *tls_cert_file;
-	const char *tls_key_file;
-	const char *tls_require_cert;	/* never|hard|demand|allow|try */
-};
-
+/* Settings common to every directory backend; each backend parses its own
+   (mailbox_referrals_ldap_*, mailbox_referrals_directory_*). */
 struct referral_settings {
+	/* mailbox_referrals_directory: the backend's name */
+	const char *directory;
 	/* Names or prefixes of the namespaces where referrals apply. */
 	const char *const *namespaces;
 	/* Addresses by which this server is known (mailbox_referrals_self);
@@ -45,13 +26,31 @@ struct referral_settings {
 	/* SUBSCRIBE/UNSUBSCRIBE of a remote mailbox: refer the client
 	   instead of recording the subscription here. */
 	bool subscriptions_refer;
-	struct referral_ldap_settings ldap;
 };
 
 /* Returns the value of setting name (given without the prefix), or NULL. */
 typedef const char *referral_setting_lookup_t(const char *name, void *context);
 
-/* Parse all mailbox_referrals_* settings, applying defaults. Returns 1 when
+/* Helpers for the parsers of the common and the backends' settings: each
+   returns the default when the setting is unset or empty, and -1 with
+   error_r (naming the setting) on an invalid value. */
+const char *referral_setting_get(referral_setting_lookup_t *lookup,
+				 void *context, const char *name);
+int referral_setting_get_bool(referral_setting_lookup_t *lookup,
+			      void *context, const char *name,
+			      bool default_value, bool *value_r,
+			      const char **error_r);
+int referral_setting_get_time_msecs(referral_setting_lookup_t *lookup,
+				    void *context, const char *name,
+				    unsigned int default_msecs,
+				    unsigned int *msecs_r,
+				    const char **error_r);
+int referral_setting_get_uint(referral_setting_lookup_t *lookup,
+			      void *context, const char *name,
+			      unsigned int default_value,
+			      unsigned int *value_r, const char **error_r);
+
+/* Parse the common mailbox_referrals_* settings, applying defaults. Returns 1 when
    referrals are enabled (mailbox_referrals_namespaces is set), 0 when they
    are not (set_r is NULL), -1 with error_r on an invalid setting. */
 int referral_settings_parse(pool_t pool, referral_setting_lookup_t *lookup,

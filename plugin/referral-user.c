@@ -45,7 +45,9 @@ void referral_mail_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
 	const struct referral_settings *set;
+	struct referral_directory_params params;
 	struct referral_user *ruser;
+	unsigned int cache_ttl_secs;
 	const char *error;
 	int ret;
 
@@ -65,23 +67,37 @@ void referral_mail_user_created(struct mail_user *user)
 	}
 
 	ruser = p_new(user->pool, struct referral_user, 1);
-	ruser->module_ctx.super = *v;
-	user->vlast = &ruser->module_ctx.super;
-	v->deinit = referral_user_deinit;
-
 	ruser->user = user;
 	ruser->set = set;
 	ruser->event = event_create(user->event);
 	event_add_category(ruser->event, &event_category_referrals);
 	event_set_append_log_prefix(ruser->event, "mailbox-referrals: ");
-	ruser->dir = referral_directory_init(set, ruser->event);
-	ruser->cache = referral_cache_init(set->cache_ttl_secs,
-					   set->cache_size);
+	i_zero(&params);
+	params.set = set;
+	params.lookup = referral_user_setting;
+	params.lookup_context = user;
+	params.base_dir = user->set->base_dir;
+	params.event_parent = ruser->event;
+	if (referral_directory_init(&params, &ruser->dir, &error) < 0) {
+		user->error = p_strdup_printf(user->pool,
+			"mailbox-referrals: Invalid settings: %s", error);
+		event_unref(&ruser->event);
+		return;
+	}
+	/* A backend that answers from a replica kept current within a
+	   second is asked every time: a cache would only serve older
+	   answers, for no saving worth having. */
+	cache_ttl_secs = referral_directory_answers_fresh(ruser->dir) ? 0 :
+		set->cache_ttl_secs;
+	ruser->cache = referral_cache_init(cache_ttl_secs, set->cache_size);
 	/* one record per namespace */
-	ruser->list_cache = referral_cache_init(set->cache_ttl_secs,
+	ruser->list_cache = referral_cache_init(cache_ttl_secs,
 						REFERRAL_LIST_CACHE_SIZE);
 	if (set->shuffle)
 		ruser->shuffle_seed = i_rand() | 1;
+	ruser->module_ctx.super = *v;
+	user->vlast = &ruser->module_ctx.super;
+	v->deinit = referral_user_deinit;
 	MODULE_CONTEXT_SET(user, referral_user_module, ruser);
 }
 

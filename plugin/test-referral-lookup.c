@@ -11,9 +11,9 @@
 #include "lib-event-private.h"
 #include "test-common.h"
 #include "referral-settings.h"
-#include "referral-directory.h"
+#include "referral-directory-private.h"
 #include "referral-cache.h"
-#include "referral-index.h"
+#include "referral-listing.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
 #include "referral-plugin.h"
@@ -275,28 +275,27 @@ static void test_referral_lookup_cache(void)
 	test_end();
 }
 
-/* Cache the namespace's listing as referral-mailbox-list.c does. */
+static bool test_accept_all(const struct referral_directory_entry *raw ATTR_UNUSED,
+			    void *context ATTR_UNUSED)
+{
+	return TRUE;
+}
+
+/* Cache the namespace's listing as referral_list_get_entries() does. */
 static void test_cache_listing(void)
 {
 	ARRAY_TYPE(referral_directory_entry) raw_entries;
-	const struct referral_directory_entry *raw;
-	ARRAY_TYPE(const_string) warnings;
-	struct referral_cache_record *record;
 	const char *error;
 
 	t_array_init(&raw_entries, 16);
-	t_array_init(&warnings, 4);
 	test_assert(test_dir_lookup(&test_dir.dir, "", NULL,
 				    pool_datastack_create(),
 				    &raw_entries, &error) == 0);
-	record = referral_cache_add(test_ruser.list_cache, "Public/");
-	array_foreach(&raw_entries, raw) {
-		referral_entry_parse(record->pool, raw,
-				     array_append_space(&record->entries),
-				     &warnings);
-	}
-	record->index = referral_lookup_index_build(&test_ruser, record->pool,
-		&record->entries, '/', "Public/");
+	/* the broken entry's warnings, logged as with every listing */
+	test_expect_errors(2);
+	(void)referral_listing_add(&test_ruser, "Public/", '/', &raw_entries,
+				   test_accept_all, NULL);
+	test_expect_no_more_errors();
 }
 
 static void test_referral_lookup_from_listing(void)
@@ -491,6 +490,54 @@ static void test_referral_lookup_events(void)
 	test_end();
 }
 
+static int
+test_backend_init(const struct referral_directory_params *params ATTR_UNUSED,
+		  struct referral_directory **dir_r,
+		  const char **error_r ATTR_UNUSED)
+{
+	i_zero(&test_dir);
+	test_dir.dir.name = "test";
+	test_dir.dir.v.lookup = test_dir_lookup;
+	test_dir.dir.v.deinit = test_dir_deinit;
+	*dir_r = &test_dir.dir;
+	return 0;
+}
+
+static const struct referral_directory_backend test_backend = {
+	.name = "test",
+	.init = test_backend_init,
+};
+
+static void test_referral_directory_registry(void)
+{
+	static const char *const ancestors[] = { "Public", NULL };
+	struct referral_settings set;
+	struct referral_directory_params params;
+	struct referral_directory *dir;
+	ARRAY_TYPE(referral_directory_entry) entries;
+	const char *error;
+
+	test_begin("referral directory: backends by name");
+	i_zero(&set);
+	i_zero(&params);
+	params.set = &set;
+	set.directory = "test";
+	test_assert(referral_directory_init(&params, &dir, &error) < 0);
+	test_assert_strcmp(error, "mailbox_referrals_directory: Unknown "
+			   "directory backend 'test' (expected ldap)");
+	referral_directory_backend_register(&test_backend);
+	test_assert(referral_directory_init(&params, &dir, &error) == 0);
+	test_assert(dir == &test_dir.dir && dir->event != NULL);
+	test_assert(!referral_directory_answers_fresh(dir));
+	t_array_init(&entries, 4);
+	test_assert(referral_directory_lookup(dir, "Public/Sales", ancestors,
+		pool_datastack_create(), &entries, &error) == 0);
+	test_assert(array_count(&entries) == 1 && test_dir.lookups == 1);
+	referral_directory_deinit(&dir);
+	referral_directory_backend_unregister(&test_backend);
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
@@ -501,6 +548,7 @@ int main(void)
 		test_referral_lookup_from_listing,
 		test_referral_lookup_failure,
 		test_referral_lookup_events,
+		test_referral_directory_registry,
 		NULL
 	};
 	return test_run(test_functions);

@@ -4,7 +4,7 @@
 #include "lib.h"
 #include "array.h"
 #include "test-common.h"
-#include "referral-settings.h"
+#include "referral-directory-ldap-settings.h"
 
 static const char *test_setting(const char *name, void *context)
 {
@@ -17,12 +17,27 @@ static const char *test_setting(const char *name, void *context)
 	return NULL;
 }
 
+/* the LDAP backend's settings of the last test_parse() */
+static const struct referral_ldap_settings *test_ldap;
+
+/* Parse the common settings and, when referrals are enabled, the LDAP
+   backend's, as the plugin does with mailbox_referrals_directory = ldap. */
 static int
 test_parse(const char *const *pairs, const struct referral_settings **set_r,
 	   const char **error_r)
 {
-	return referral_settings_parse(pool_datastack_create(), test_setting,
-				       (void *)pairs, set_r, error_r);
+	int ret;
+
+	test_ldap = NULL;
+	ret = referral_settings_parse(pool_datastack_create(), test_setting,
+				      (void *)pairs, set_r, error_r);
+	if (ret <= 0)
+		return ret;
+	if (referral_ldap_settings_parse(pool_datastack_create(),
+					 test_setting, (void *)pairs,
+					 &test_ldap, error_r) < 0)
+		return -1;
+	return ret;
 }
 
 static void test_referral_settings_disabled(void)
@@ -60,11 +75,12 @@ static void test_referral_settings_defaults(void)
 	test_assert(set->cache_size == 1000);
 	test_assert(set->shuffle);
 	test_assert(!set->subscriptions_refer);
-	test_assert(set->ldap.scope == REFERRAL_LDAP_SCOPE_SUBTREE);
-	test_assert(set->ldap.timeout_msecs == 5000);
-	test_assert(!set->ldap.tls);
-	test_assert(set->ldap.dn == NULL && set->ldap.dnpass == NULL);
-	test_assert(set->ldap.tls_require_cert == NULL);
+	test_assert_strcmp(set->directory, "ldap");
+	test_assert(test_ldap->scope == REFERRAL_LDAP_SCOPE_SUBTREE);
+	test_assert(test_ldap->timeout_msecs == 5000);
+	test_assert(!test_ldap->tls);
+	test_assert(test_ldap->dn == NULL && test_ldap->dnpass == NULL);
+	test_assert(test_ldap->tls_require_cert == NULL);
 	test_end();
 }
 
@@ -77,6 +93,7 @@ static void test_referral_settings_full(void)
 		"cache_size", "20",
 		"shuffle", "no",
 		"subscriptions", "referral",
+		"directory", "service",
 		"ldap_uris", "ldap://a ldap://b",
 		"ldap_dn", "cn=imap,dc=example,dc=com",
 		"ldap_dnpass", "secret",
@@ -106,13 +123,14 @@ static void test_referral_settings_full(void)
 	test_assert(set->cache_size == 20);
 	test_assert(!set->shuffle);
 	test_assert(set->subscriptions_refer);
-	test_assert_strcmp(set->ldap.uris, "ldap://a ldap://b");
-	test_assert_strcmp(set->ldap.dnpass, "secret");
-	test_assert(set->ldap.scope == REFERRAL_LDAP_SCOPE_ONELEVEL);
-	test_assert(set->ldap.timeout_msecs == 1500);
-	test_assert(set->ldap.tls);
-	test_assert_strcmp(set->ldap.tls_ca_cert_file, "/etc/ssl/ca.pem");
-	test_assert_strcmp(set->ldap.tls_require_cert, "hard");
+	test_assert_strcmp(set->directory, "service");
+	test_assert_strcmp(test_ldap->uris, "ldap://a ldap://b");
+	test_assert_strcmp(test_ldap->dnpass, "secret");
+	test_assert(test_ldap->scope == REFERRAL_LDAP_SCOPE_ONELEVEL);
+	test_assert(test_ldap->timeout_msecs == 1500);
+	test_assert(test_ldap->tls);
+	test_assert_strcmp(test_ldap->tls_ca_cert_file, "/etc/ssl/ca.pem");
+	test_assert_strcmp(test_ldap->tls_require_cert, "hard");
 	test_end();
 }
 
