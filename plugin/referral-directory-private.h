@@ -63,5 +63,6 @@ void referral_directory_backend_unregister(
 	const struct referral_directory_backend *backend);
 
 extern const struct referral_directory_backend referral_directory_backend_ldap;
+extern const struct referral_directory_backend referral_directory_backend_service;
 
 #endif

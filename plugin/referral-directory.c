@@ -47,6 +47,8 @@ referral_directory_backend_find(const char *name)
 		/* the built-in backends; unit tests add theirs */
 		referral_directory_backend_register(
 			&referral_directory_backend_ldap);
+		referral_directory_backend_register(
+			&referral_directory_backend_service);
 	}
 	array_foreach(&backends, b) {
 		if (strcmp((*b)->name, name) == 0)
@@ -66,7 +68,7 @@ int referral_directory_init(const struct referral_directory_params *params,
 	if (backend == NULL) {
 		*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
 			"directory: Unknown directory backend '%s' "
-			"(expected ldap)", params->set->directory);
+			"(expected ldap or service)", params->set->directory);
 		return -1;
 	}
 	if (backend->init(params, &dir, error_r) < 0)

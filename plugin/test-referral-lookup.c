@@ -524,7 +524,7 @@ static void test_referral_directory_registry(void)
 	set.directory = "test";
 	test_assert(referral_directory_init(&params, &dir, &error) < 0);
 	test_assert_strcmp(error, "mailbox_referrals_directory: Unknown "
-			   "directory backend 'test' (expected ldap)");
+			   "directory backend 'test' (expected ldap or service)");
 	referral_directory_backend_register(&test_backend);
 	test_assert(referral_directory_init(&params, &dir, &error) == 0);
 	test_assert(dir == &test_dir.dir && dir->event != NULL);

@@ -1,0 +1,23 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
+
+#ifndef REFERRAL_DIRECTORY_SERVICE_H
+#define REFERRAL_DIRECTORY_SERVICE_H
+
+/* Internals of the service backend, shared with its unit tests. */
+
+struct referral_directory;
+
+#define REFERRAL_SERVICE_NAME "mailbox-referrals-directory"
+#define REFERRAL_SERVICE_VERSION_MAJOR 1
+#define REFERRAL_SERVICE_VERSION_MINOR 0
+/* Longest line either side sends, LF included. */
+#define REFERRAL_SERVICE_MAX_LINE_LENGTH 65536
+
+/* Use fd (connected, e.g. one end of a socketpair) as the connection to
+   the service instead of connecting to the socket: the handshake is sent
+   and expected on it as on a new connection. The directory owns fd. */
+void referral_directory_service_attach_fd(struct referral_directory *dir,
+					  int fd);
+
+#endif
