@@ -140,15 +140,54 @@ static int referral_mailbox_set_subscribed(struct mailbox *box, bool set)
 	return rbox->module_ctx.super.set_subscribed(box, set);
 }
 
+/* lib-storage 2.3 calls create_box and rename_box holding the mailbox
+   list's lock (mailbox_create() and mailbox_rename() take it first, with
+   no vfunc of ours in between). The directory must never be waited for
+   under it: with a slow or frozen directory every other session's CREATE
+   and RENAME in the namespace would queue behind ours, one timeout each.
+   So the decision runs with the lock released, and the lock is taken
+   again before lib-storage goes on; the backend then re-checks what the
+   lock protects (e.g. that the name does not exist yet) under it. A lock
+   held by someone else as well (a nested holder) cannot be released: then
+   we wait under it, as before. Returns TRUE if the lock was released. */
+static bool referral_list_unlock_for_directory(struct mailbox_list *list)
+{
+	if (list->lock_refcount != 1)
+		return FALSE;
+	mailbox_list_unlock(list);
+	return TRUE;
+}
+
+/* Take the lock released by referral_list_unlock_for_directory() again.
+   Returns 0, or -1 with the storage's error set. */
+static int
+referral_list_relock(struct mailbox_list *list, struct mail_storage *storage)
+{
+	if (mailbox_list_lock(list) < 0) {
+		mail_storage_copy_list_error(storage, list);
+		/* lib-storage unlocks after create_box/rename_box whatever
+		   they return */
+		list->lock_refcount = 1;
+		return -1;
+	}
+	return 0;
+}
+
 static int
 referral_mailbox_create(struct mailbox *box,
 			const struct mailbox_update *update, bool directory)
 {
 	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(box);
+	bool unlocked;
+	int ret;
 
 	/* RFC 2193 section 4.2: a name the directory places elsewhere
 	   (itself or below a remote subtree) is created there */
-	if (referral_mailbox_check(box) < 0)
+	unlocked = referral_list_unlock_for_directory(box->list);
+	ret = referral_mailbox_check(box);
+	if (unlocked && referral_list_relock(box->list, box->storage) < 0)
+		return -1;
+	if (ret < 0)
 		return -1;
 	return rbox->module_ctx.super.create_box(box, update, directory);
 }
@@ -267,10 +306,16 @@ static int referral_mailbox_rename(struct mailbox *src, struct mailbox *dest)
 {
 	struct referral_mailbox *rbox = REFERRAL_CONTEXT_REQUIRE(src);
 	int ret;
+	bool unlocked;
 
+	/* lib-storage locked dest's list: see
+	   referral_list_unlock_for_directory() */
+	unlocked = referral_list_unlock_for_directory(dest->list);
 	T_BEGIN {
 		ret = referral_mailbox_rename_check(src, dest);
 	} T_END;
+	if (unlocked && referral_list_relock(dest->list, src->storage) < 0)
+		return -1;
 	if (ret < 0)
 		return -1;
 	return rbox->module_ctx.super.rename_box(src, dest);
