@@ -10,7 +10,10 @@
    keep those names, flagged MAILBOX_REFERRAL_REMOTE, and then add the
    directory's remote mailboxes and their parents that match the patterns.
 
-   The namespace's directory entries come from referral-listing.c. */
+   The namespace's directory entries come from referral-listing.c. With a
+   backend of fresh answers (the service), plain listings ask about each
+   local name instead: their cost follows what this server holds, not the
+   size of the directory. */
 
 #include "lib.h"
 #include "array.h"
@@ -18,9 +21,11 @@
 #include "imap-match.h"
 #include "mail-namespace.h"
 #include "mailbox-tree.h"
+#include "referral-directory.h"
 #include "referral-cache.h"
 #include "referral-index.h"
 #include "referral-listing.h"
+#include "referral-lookup.h"
 #include "referral-mailbox-list.h"
 #include "referral-plugin.h"
 
@@ -32,6 +37,9 @@ struct referral_mailbox_list_iterate_context {
 
 	struct referral_user *ruser;
 	bool remote_mode;
+	/* plain listing with a backend of fresh answers: ask about each
+	   local name instead of listing the namespace */
+	bool by_name;
 	/* the directory could not be listed */
 	bool failed;
 	const char *error;
@@ -87,6 +95,14 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	ctx->remote_mode = (flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0;
 	MODULE_CONTEXT_SET(_ctx, referral_mailbox_list_module, ctx);
 
+	if (!ctx->remote_mode && referral_directory_answers_fresh(ruser->dir)) {
+		/* The service answers from memory: hiding the remote names
+		   among the local ones costs one lookup per local name,
+		   whatever the size of the directory, where a listing would
+		   cost the whole namespace in every session. */
+		ctx->by_name = TRUE;
+		return _ctx;
+	}
 	T_BEGIN {
 		record = referral_list_get_entries(ruser, list->ns,
 						   ctx->remote_mode, &error);
@@ -106,6 +122,33 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	return _ctx;
 }
 
+/* Returns TRUE if the directory places the local mailbox vname elsewhere,
+   asking it about this name only; on failure the listing goes on without
+   hiding anything, as when the namespace cannot be listed. */
+static bool
+referral_list_name_is_remote(struct mailbox_list_iterate_context *_ctx,
+			     const char *vname)
+{
+	struct referral_mailbox_list_iterate_context *ctx =
+		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
+	struct mail_namespace *ns = _ctx->list->ns;
+	const struct referral_entry *entry;
+	const char *source, *error;
+	bool remote = FALSE;
+
+	T_BEGIN {
+		if (referral_lookup_entry(ctx->ruser, ns->prefix, vname,
+					  mail_namespace_get_sep(ns), &entry,
+					  &source, &error) < 0)
+			ctx->failed = TRUE;
+		else {
+			remote = entry != NULL &&
+				!referral_entry_is_local(ctx->ruser, entry);
+		}
+	} T_END;
+	return remote;
+}
+
 /* Adjust a locally listed mailbox: returns NULL to hide it, or the info to
    return. */
 static const struct mailbox_info *
@@ -119,6 +162,9 @@ referral_list_local_info(struct mailbox_list_iterate_context *_ctx,
 	bool local, remote;
 	int idx;
 
+	if (ctx->by_name)
+		return referral_list_name_is_remote(_ctx, info->vname) ?
+			NULL : info;
 	remote = referral_index_find_covering(ctx->index, info->vname,
 					      &local) != NULL && !local;
 	if (!ctx->remote_mode)
