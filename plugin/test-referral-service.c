@@ -150,6 +150,24 @@ static void test_service_lookup(void)
 	test_peer_send("OK\t3\n");
 	test_assert(test_lookup(NULL, ancestors, &entries, &error) == 0);
 	test_assert_strcmp(test_peer_received(), "LOOKUP\t3\t\tPublic\n");
+
+	/* a request that would exceed the protocol's line limit is not sent
+	   (the service would drop the connection) */
+	T_BEGIN {
+		string_t *name = t_str_new(REFERRAL_SERVICE_MAX_LINE_LENGTH);
+
+		while (str_len(name) < REFERRAL_SERVICE_MAX_LINE_LENGTH)
+			str_append(name, "Public/Long");
+		test_assert(test_lookup(str_c(name), NULL, &entries,
+					&error) < 0);
+		test_assert_strcmp(error,
+			"Request too long for the directory service");
+		test_assert_strcmp(test_peer_received(), "");
+	} T_END;
+	/* and the connection is still good */
+	test_peer_send("OK\t4\n");
+	test_assert(test_lookup("x", NULL, &entries, &error) == 0);
+	test_assert_strcmp(test_peer_received(), "LOOKUP\t4\tx\n");
 	test_deinit();
 	test_end();
 }
