@@ -3,12 +3,16 @@
 """CREATE in a public namespace never waits for the directory while holding
 the namespace's mailbox-list lock (lib-storage takes it around create_box,
 and every user of the namespace shares it). With slapd frozen (SIGSTOP),
-twenty sessions CREATE names the directory has to be asked about, and
-another user CREATEs a name whose (negative) answer its session has cached:
-that CREATE needs only the lock, so it must answer OK while the twenty are
+twenty sessions CREATE names the directory has to be asked about, while
+another user CREATEs a name whose (negative) answer its session has cached
+and a third RENAMEs within a namespace listing its session has cached:
+those need only the lock, so they must answer OK while the twenty are
 still waiting for the directory, before any of their NO [UNAVAILABLE]
-replies. Own slapd and Dovecot, so the shared deployment is not
-disturbed."""
+replies. (The RENAME checks that releasing and retaking the lock around
+the decision works; it does not by itself show that RENAME never waits
+under the lock: lib-storage lists the old name's children before taking
+the lock, and that listing already meets the frozen directory.) Own slapd
+and Dovecot, so the shared deployment is not disturbed."""
 
 import select
 
@@ -24,6 +28,9 @@ WAITERS = 20
 USERS = ["u%02d" % i for i in range(1, WAITERS + 1)]
 LOCAL_USER = "local"
 LOCAL_NAME = "Public/LockLocal"
+RENAME_USER = "renamer"
+RENAME_FROM = "Public/LockFrom"
+RENAME_TO = "Public/LockTo"
 ldap = None
 home = None
 clients = []
@@ -36,7 +43,7 @@ def setup_module():
     ldap.start()
     ldap.ldapadd(ou_referrals_ldif())
     port = free_port()
-    users = dict((u, PASSWORD) for u in USERS + [LOCAL_USER])
+    users = dict((u, PASSWORD) for u in USERS + [LOCAL_USER, RENAME_USER])
     # debug: the log says when a session has started asking the directory
     home = Dovecot("create-lock", port=port, debug=True,
                    extra_users=users,
@@ -71,6 +78,13 @@ def test_create_waits_for_the_directory_outside_the_list_lock():
     expect(r.tagged.startswith(r.tag + " NO Mailbox doesn't exist:"),
            "STATUS of a name not created yet: got %r" % r.tagged)
 
+    renamer = _login(RENAME_USER)
+    expect_ok(renamer.command("CREATE %s" % quote(RENAME_FROM)),
+              "CREATE " + RENAME_FROM)
+    # the namespace's listing, cached for the session: it answers RENAME's
+    # questions (both names, entries below the old one)
+    expect_ok(renamer.command('RLIST "" "Public/*"'), "RLIST")
+
     offset = home.log_size()
     ldap.pause()
     try:
@@ -89,8 +103,12 @@ def test_create_waits_for_the_directory_outside_the_list_lock():
         r = local.command("CREATE %s" % quote(LOCAL_NAME))
         expect_eq(strip_timing(r.tagged), r.tag + " OK Create completed",
                   "CREATE of a cached local name while the directory is frozen")
+        r = renamer.command("RENAME %s %s" % (quote(RENAME_FROM),
+                                              quote(RENAME_TO)))
+        expect_eq(strip_timing(r.tagged), r.tag + " OK Rename completed",
+                  "RENAME answered by a cached listing, directory frozen")
         # none of the waiting sessions has answered yet: the local CREATE
-        # did not wait for any of them
+        # and RENAME did not wait for any of them
         readable, _, _ = select.select([c.sock for c in waiters], [], [], 0)
         answered = [USERS[i] for i, c in enumerate(waiters)
                     if c.sock in readable or c._buf]
