@@ -63,6 +63,36 @@ def wait_pid_gone(pid, timeout):
     return not pid_alive(pid)
 
 
+def _thread_states(pid):
+    """The state letters of every thread of pid (empty when it is gone)."""
+    states = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return states
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread just ended
+        states.append(stat[stat.rfind(")") + 2:].split(" ", 1)[0])
+    return states
+
+
+def wait_stopped(pid, timeout):
+    """Wait until every thread of pid is stopped (state T) after a
+    SIGSTOP; False if that did not happen within timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = _thread_states(pid)
+        if states and all(s == "T" for s in states):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
 def children_of(pid):
     """All descendants of pid (by /proc scan), deepest last."""
     parent = {}

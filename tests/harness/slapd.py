@@ -429,11 +429,19 @@ olcDbMaxSize: 104857600
         self.stop()
         self.start(timeout=timeout)
 
-    def pause(self):
+    def pause(self, timeout=30.0):
         """SIGSTOP: connections are still accepted (by the kernel) but no
-        request is answered."""
-        os.kill(self.proc.pid if self.proc else self.read_pid(), signal.SIGSTOP)
+        request is answered. Returns once every thread of slapd is
+        stopped: kill() only queues the signal, and on a loaded machine
+        slapd's other threads went on answering a request sent after
+        kill() had returned, until the thread the signal was given to got
+        the CPU and stopped the rest."""
+        pid = self.proc.pid if self.proc else self.read_pid()
+        os.kill(pid, signal.SIGSTOP)
         self.paused = True
+        if not procs.wait_stopped(pid, timeout):
+            raise SlapdError("slapd (pid %d) not stopped %ss after SIGSTOP"
+                             % (pid, timeout))
 
     def resume(self):
         os.kill(self.proc.pid if self.proc else self.read_pid(), signal.SIGCONT)
