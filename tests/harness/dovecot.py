@@ -254,15 +254,21 @@ plugin {{
 
     # --------------------------------------------------------- process
     def read_master_pid(self):
+        """The master's PID from master.pid, or None when there is no
+        such file or when that PID is no longer this instance's master
+        (a master killed with SIGKILL leaves its master.pid behind)."""
         try:
             with open(os.path.join(self.base_dir, "master.pid")) as f:
-                return int(f.read().strip())
+                pid = int(f.read().strip())
         except (OSError, ValueError):
             return None
+        return pid if self._is_master(pid) else None
+
+    def _is_master(self, pid):
+        return procs.pid_runs(pid, self.config_path)
 
     def running(self):
-        pid = self.read_master_pid()
-        return pid is not None and procs.pid_alive(pid)
+        return self.read_master_pid() is not None
 
     def start(self, timeout=30.0):
         """Write the config, start Dovecot (it daemonizes) and wait until
@@ -309,8 +315,11 @@ plugin {{
     def stop(self, timeout=15.0):
         """Stop the master (SIGTERM) and wait for it and its children;
         SIGKILL whatever is left after timeout."""
-        pid = self.read_master_pid() or self.master_pid
-        if pid is not None and procs.pid_alive(pid):
+        pid = self.read_master_pid()
+        if pid is None and self.master_pid is not None and \
+                self._is_master(self.master_pid):
+            pid = self.master_pid
+        if pid is not None:
             children = procs.children_of(pid)
             try:
                 os.kill(pid, signal.SIGTERM)

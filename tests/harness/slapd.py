@@ -335,10 +335,7 @@ olcDbMaxSize: 104857600
 
     # ---------------------------------------------------------- process
     def running(self):
-        if self.proc is not None:
-            return self.proc.poll() is None
-        pid = self.read_pid()
-        return pid is not None and procs.pid_alive(pid)
+        return self.server_pid() is not None
 
     def read_pid(self):
         try:
@@ -346,6 +343,25 @@ olcDbMaxSize: 104857600
                 return int(f.read().strip())
         except (OSError, ValueError):
             return None
+
+    def server_pid(self):
+        """The PID of this slapd while it runs, else None. The PID (of
+        the process started here, or from the pid file of a detached
+        one) counts only while that process still runs slapd with this
+        configuration: procs.reap_zombies() may have collected a slapd
+        that exited, or a pid file may be stale, and the number belong to
+        another process by now."""
+        if self.proc is not None:
+            if self.proc.poll() is not None:
+                return None
+            pid = self.proc.pid
+        else:
+            pid = self.read_pid()
+        config = (self.config_dir if self.config_format == "cnconfig"
+                  else self.config_file)
+        if pid is None or not procs.pid_runs(pid, config):
+            return None
+        return pid
 
     def start(self, timeout=30.0, create_base=True):
         """Start slapd (configuring it the first time) and wait until it
@@ -398,8 +414,8 @@ olcDbMaxSize: 104857600
 
     def stop(self, timeout=15.0):
         """Stop slapd cleanly (SIGTERM, then SIGKILL after timeout)."""
-        pid = self.proc.pid if self.proc is not None else self.read_pid()
-        if pid is not None and procs.pid_alive(pid):
+        pid = self.server_pid()
+        if pid is not None:
             try:
                 os.kill(pid, signal.SIGCONT)  # a paused slapd can't exit
                 os.kill(pid, signal.SIGTERM)
@@ -436,7 +452,9 @@ olcDbMaxSize: 104857600
         slapd's other threads went on answering a request sent after
         kill() had returned, until the thread the signal was given to got
         the CPU and stopped the rest."""
-        pid = self.proc.pid if self.proc else self.read_pid()
+        pid = self.server_pid()
+        if pid is None:
+            raise SlapdError("%r is not running" % self)
         os.kill(pid, signal.SIGSTOP)
         self.paused = True
         if not procs.wait_stopped(pid, timeout):
@@ -444,7 +462,9 @@ olcDbMaxSize: 104857600
                              % (pid, timeout))
 
     def resume(self):
-        os.kill(self.proc.pid if self.proc else self.read_pid(), signal.SIGCONT)
+        pid = self.server_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
         self.paused = False
 
     def cleanup(self):
