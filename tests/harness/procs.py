@@ -25,6 +25,11 @@ def unregister(server):
         _running.remove(server)
 
 
+def running_servers():
+    """The servers registered (started and not stopped), oldest first."""
+    return list(_running)
+
+
 def stop_all():
     """Stop (and clean up) every registered server; returns error texts."""
     errors = []
