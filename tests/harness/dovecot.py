@@ -178,6 +178,11 @@ userdb {{
   args = username_format=%u {w}/users
 }}
 
+# "ID sent: ..." lines: a test can put a marker into the log and wait for
+# it (common.log_barrier()); everything its session logged before is then
+# in the file, since a process's lines reach the log in order.
+imap_id_log = *
+
 mail_location = maildir:{w}/mail/%u
 namespace inbox {{
   inbox = yes
@@ -365,10 +370,11 @@ plugin {{
         except OSError:
             return ""
 
-    def wait_log(self, predicate, offset=0, timeout=5.0):
+    def wait_log(self, predicate, offset=0, timeout=30.0):
         """Wait (bounded) until predicate(log_text(offset)) is true;
         returns the final text. Log lines reach the file through the log
-        process, slightly after the event."""
+        process, after the event (seconds after it on a loaded machine);
+        the wait ends as soon as the predicate holds."""
         deadline = time.monotonic() + timeout
         while True:
             text = self.log_text(offset)
