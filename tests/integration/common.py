@@ -16,6 +16,7 @@ B and C hold the mailboxes their entries point at, seeded over IMAP.
 """
 
 import os
+import threading
 import time
 
 from harness import REPO_ROOT, ldif
@@ -124,10 +125,13 @@ def referral_response(servers, mailbox, user=USER):
 
 # ------------------------------------------------------------ deployment
 def plugin_settings(ldap, self_value, namespaces="Public/", **extra):
+    """The plugin { } settings of a server on ldap (a Slapd, or an LDAP
+    URI as a string)."""
     settings = {
         "mailbox_referrals_namespaces": namespaces,
         "mailbox_referrals_self": self_value,
-        "mailbox_referrals_ldap_uris": ldap.url,
+        "mailbox_referrals_ldap_uris": ldap if isinstance(ldap, str)
+        else ldap.url,
         "mailbox_referrals_ldap_dn": ROOTDN,
         "mailbox_referrals_ldap_dnpass": ROOTPW,
         "mailbox_referrals_ldap_base": REFERRALS_BASE,
@@ -297,6 +301,96 @@ class MainEnv:
         return c
 
 
+# ------------------------------------------- servers of a module's own
+def own_directory(mailboxes=(), servers=(), **slapd_args):
+    """A started slapd of a module's own (cn=config form unless
+    config_format is given) with ou=referrals and one mailbox-scoped entry
+    per mailbox, each naming servers ("PREF HOST:PORT" values)."""
+    check_plugin_built()
+    slapd_args.setdefault("config_format", "cnconfig")
+    ldap = Slapd(**slapd_args)
+    ldap.start()
+    ldap.ldapadd(ou_referrals_ldif())
+    for mailbox in mailboxes:
+        ldap.ldapadd(referral_entry(None, mailbox, list(servers))[1])
+    return ldap
+
+
+def own_dovecot(name, ldap, registry=None, debug=False, namespaces="Public/",
+                **settings):
+    """A started home server of a module's own: Dovecot "name" on a free
+    port, mailbox_referrals_self naming that port, on ldap (a Slapd or an
+    LDAP URI); settings override plugin_settings(). It is appended to
+    registry (a list the module's teardown stops) before it starts, so
+    that a failed start is cleaned up too."""
+    port = free_port()
+    d = Dovecot(name, port=port, debug=debug, plugin_settings=plugin_settings(
+        ldap, "127.0.0.1:%d" % port, namespaces=namespaces, **settings))
+    if registry is not None:
+        registry.append(d)
+    d.start()
+    return d
+
+
+def stop_servers(*servers):
+    """Stop and clean up the servers given (None is skipped), Dovecot
+    instances side by side (a stop takes about a second), then the
+    others; every one is tried, the first error is raised at the end."""
+    dovecots = [s for s in servers if isinstance(s, Dovecot)]
+    others = [s for s in servers if s is not None and s not in dovecots]
+    errors = []
+
+    def cleanup(server):
+        try:
+            server.cleanup()
+        except Exception as e:  # keep stopping the others
+            errors.append(e)
+
+    threads = [threading.Thread(target=cleanup, args=(d,)) for d in dovecots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in others:
+        cleanup(s)
+    if errors:
+        raise errors[0]
+
+
+def login(server, what=None, timeout=None, user=USER):
+    """A session on server (a Dovecot, e.g. one of a module's own),
+    logged in as user; LOGIN must answer OK."""
+    c = ImapClient(server.port, **({"timeout": timeout} if timeout else {}))
+    r = c.login(user, PASSWORD)
+    if r.status != "OK":
+        c.close()
+        raise Failure("LOGIN on %s: %r" % (what or server.name, r.tagged))
+    return c
+
+
+# ---------------------------------------- changes to the shared deployment
+def undo_changes(mailboxes=(), dns=()):
+    """Teardown of a module that changed the shared deployment: delete the
+    mailboxes it created, (server key, name) pairs ("a", "b", "c"),
+    deepest first, then remove its directory entries. Every step is
+    tried: what fails here must not fail the modules after it."""
+    e = env()
+    try:
+        by_server = {}
+        for key, name in mailboxes:
+            by_server.setdefault(key, []).append(name)
+        for key, names in sorted(by_server.items()):
+            with e.client(key) as c:
+                for name in sorted(names, key=len, reverse=True):
+                    c.command("DELETE " + quote(name))
+    finally:
+        for dn in dns:
+            try:
+                e.ldap.ldapdelete(dn)
+            except Exception:
+                pass
+
+
 _env = None
 _env_error = None
 
@@ -331,13 +425,38 @@ def settle(seconds=0.3):
     time.sleep(seconds)
 
 
-def wait_until(predicate, timeout=5.0, interval=0.1):
+def wait_until(predicate, timeout=30.0, interval=0.1):
+    """predicate()'s value once it is true, or its last value when it was
+    not true within timeout. It returns as soon as the condition holds:
+    the timeout only bounds a failing test, and is generous because log
+    writers (Dovecot's log process, slapd) lag behind on a loaded
+    machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+_barrier_ids = iter(range(1, 1 << 62))
+
+
+def log_barrier(server, client, offset=0):
+    """server's log text from offset on, once everything that client's
+    session logged so far is in it: the session sends an ID command with a
+    marker that Dovecot logs (imap_id_log), and the marker is waited for.
+    The lines of one process reach the log in order, so after the marker
+    nothing the session logged earlier can still be on its way: a test
+    counting or excluding log lines looks at this text, not after a
+    sleep."""
+    marker = "mbref-barrier-%d-%d" % (os.getpid(), next(_barrier_ids))
+    expect_ok(client.command('ID ("name" "%s")' % marker),
+              "ID %s (log barrier)" % marker)
+    text = server.wait_log(lambda t: marker in t, offset)
+    expect(marker in text, "the log barrier %s never reached %s's log"
+           % (marker, server.name))
+    return text
 
 
 def log_lines(text, *needles):
@@ -353,3 +472,58 @@ def log_lines(text, *needles):
 def crash_lines(text):
     return [l for l in text.splitlines()
             if "Fatal:" in l or "Panic:" in l or "killed with signal" in l]
+
+
+def expect_no_crash(server, what, offset=0):
+    """server's log (from offset on) has no Fatal, Panic or killed
+    process."""
+    bad = crash_lines(server.log_text(offset))
+    expect(not bad, "%s: crashes logged on %s:\n%s"
+           % (what, server.name, "\n".join(bad[:20])))
+
+
+# ------------------------------------------------------- common checks
+def check_reply(cmd, want, what=None, server="a", user=USER):
+    """A session of its own on a server of the shared deployment: cmd must
+    answer exactly want (tagged text) and leave the session usable."""
+    e = env()
+    with e.client(server, user=user) as c:
+        r = c.command(cmd)
+        expect_tagged(r, want, what or cmd)
+        expect_usable(c, what or cmd)
+        return r
+
+
+def expect_append_refused(c, mailbox, want, flags=None, subject="Refused"):
+    """APPEND to mailbox with a synchronizing literal: the server must
+    answer the tagged text want instead of "+" (the message is never
+    sent), and the session must go on."""
+    msg = message(subject, "This literal must never be sent.")
+    cmd = "APPEND %s %s" % (quote(mailbox), "(%s) " % flags if flags else "")
+    what = "%s{%d}" % (cmd, len(msg))
+    r = c.command(cmd, Literal(msg))
+    expect(not r.continued, "%s: the server sent '+' (continuation) instead "
+           "of the referral; answer was %r" % (what, r.tagged))
+    expect_tagged(r, want, what)
+    expect_usable(c, what)
+    return r
+
+
+def expect_not_referred(c, cmd, why):
+    """cmd must get a plain NO (no referral), the session going on."""
+    r = c.command(cmd)
+    expect(r.status == "NO" and "REFERRAL" not in r.tagged,
+           "%s: %s, expected a plain NO, got %r" % (cmd, why, r.tagged))
+    return r
+
+
+def expect_not_listed(c, pattern, words, what):
+    """LIST "" pattern answers OK and none of its lines holds any of
+    words (RFC 2193 section 5: remote mailboxes are not listed)."""
+    r = c.command('LIST "" ' + quote(pattern))
+    expect_ok(r, "%s: LIST %s" % (what, pattern))
+    for line in r.untagged:
+        expect(not any(w in line for w in words),
+               "%s: LIST %s shows a remote mailbox: %r"
+               % (what, pattern, line))
+    return r

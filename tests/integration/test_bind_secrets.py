@@ -5,13 +5,10 @@ the bind fails, not when the directory is down, not with mail_debug on.
 Also: a read-only reader account is all the plugin needs. Own slapd and
 Dovecot instances."""
 
-from common import (check_plugin_built, expect, expect_tagged, expect_usable,
-                    ou_referrals_ldif, plugin_settings, referral_entry,
-                    referral_response, Failure, PASSWORD, USER)
-from harness.dovecot import Dovecot
-from harness.imap import ImapClient
-from harness.ports import free_port
-from harness.slapd import Slapd, SUFFIX
+from common import (expect, expect_tagged, expect_usable, log_lines, login,
+                    own_directory, own_dovecot, referral_response,
+                    stop_servers)
+from harness.slapd import SUFFIX
 
 REMOTE = ("127.0.0.1", 10998)   # only written into URLs, never contacted
 READER = "cn=referral-reader," + SUFFIX
@@ -21,44 +18,30 @@ servers = []
 
 
 def _server(name, dnpass):
-    port = free_port()
-    d = Dovecot(name, port=port, debug=True, plugin_settings=plugin_settings(
-        ldap, "127.0.0.1:%d" % port,
-        mailbox_referrals_ldap_dn=READER,
-        mailbox_referrals_ldap_dnpass=dnpass))
-    servers.append(d)
-    d.start()
-    return d
+    return own_dovecot(name, ldap, registry=servers, debug=True,
+                       mailbox_referrals_ldap_dn=READER,
+                       mailbox_referrals_ldap_dnpass=dnpass)
 
 
 def setup_module():
     global ldap
-    check_plugin_built()
-    ldap = Slapd(config_format="cnconfig")
-    ldap.start()
-    ldap.ldapadd(ou_referrals_ldif())
+    ldap = own_directory(("Public/Sales", "Public/Down"),
+                         ["10 %s:%d" % REMOTE])
     ldap.add_reader(READER, READER_PW)
-    for m in ("Public/Sales", "Public/Down"):
-        ldap.ldapadd(referral_entry(None, m, ["10 %s:%d" % REMOTE])[1])
 
 
 def teardown_module():
-    for d in servers:
-        d.cleanup()
-    if ldap is not None:
-        ldap.cleanup()
-
-
-def _login(d):
-    c = ImapClient(d.port)
-    r = c.login(USER, PASSWORD)
-    if r.status != "OK":
-        raise Failure("LOGIN on %s: %r" % (d.name, r.tagged))
-    return c
+    stop_servers(*servers + [ldap])
 
 
 def _expect_no_password(d, password, what):
-    text = d.log_text()
+    """Once the session has ended (its last log line is written), no line
+    of the log holds password. Dovecot's log process writes after the
+    replies, so looking earlier could miss a line."""
+    text = d.wait_log(lambda t: log_lines(t, "imap(alice)", "Disconnected"))
+    expect(log_lines(text, "imap(alice)", "Disconnected"),
+           "%s: the session's end never reached the log:\n%s"
+           % (what, text[-2000:]))
     expect(password not in text,
            "%s: the bind password appears in the log:\n%s"
            % (what, "\n".join(l for l in text.splitlines() if password in l)))
@@ -66,7 +49,7 @@ def _expect_no_password(d, password, what):
 
 def test_reader_account_refers_and_password_not_logged():
     d = _server("secret-ok", READER_PW)
-    with _login(d) as c:
+    with login(d) as c:
         expect_tagged(c.command("SELECT Public/Sales"),
                       referral_response([REMOTE], "Public/Sales"),
                       "SELECT Public/Sales bound as a reader")
@@ -79,7 +62,7 @@ def test_reader_account_refers_and_password_not_logged():
 def test_wrong_password_is_unavailable_and_not_logged():
     wrong = "Zz9-wrong-pw-never-logged"
     d = _server("secret-bad", wrong)
-    with _login(d) as c:
+    with login(d) as c:
         r = c.command("SELECT Public/Sales")
         expect(r.text.startswith("NO [UNAVAILABLE]"),
                "SELECT with a wrong bind password: %r" % r.tagged)
@@ -96,7 +79,7 @@ def test_directory_down_password_not_logged():
     d = _server("secret-down", READER_PW)
     ldap.stop()
     try:
-        with _login(d) as c:
+        with login(d) as c:
             r = c.command("SELECT Public/Down")
             expect(r.text.startswith("NO [UNAVAILABLE]"),
                    "SELECT with the directory down: %r" % r.tagged)

@@ -14,8 +14,9 @@ and the private T3CopyPriv (a private source).
 
 import re
 
-from common import (env, expect, expect_eq, expect_ok, expect_tagged,
-                    expect_usable, referral_entry, referral_response, Failure)
+from common import (env, expect, expect_eq, expect_not_listed, expect_ok,
+                    expect_tagged, expect_usable, referral_entry,
+                    referral_response, undo_changes, Failure)
 from harness.imap import message, quote
 
 SRC = "Public/T3CopySrc"
@@ -70,17 +71,7 @@ def setup_module():
 
 
 def teardown_module():
-    e = env()
-    try:
-        with e.client() as c:
-            for box in _created:
-                c.command("DELETE " + quote(box))
-    finally:
-        for dn in _dns:
-            try:
-                e.ldap.ldapdelete(dn)
-            except Exception:
-                pass
+    undo_changes(mailboxes=[("a", box) for box in _created], dns=_dns)
 
 
 # ---------------------------------------------------------------- helpers
@@ -216,11 +207,8 @@ def test_private_source_to_remote_refers():
 def test_remote_dest_not_created_on_a():
     e = env()
     with e.client() as c:
-        r = c.command('LIST "" "Public/T3Copy*"')
-        expect_ok(r, "LIST")
-        for line in r.untagged:
-            expect("T3CopyDest" not in line and "T3CopyTree" not in line,
-                   "LIST on A shows a remote destination: %r" % line)
+        expect_not_listed(c, "Public/T3Copy*", ("T3CopyDest", "T3CopyTree"),
+                          "A after COPY/MOVE to remote destinations")
 
 
 def test_copy_to_local_destination_works():

@@ -3,7 +3,7 @@
 """Following a referral: the servers it names serve the mailbox locally
 (they recognise themselves), so there is no referral loop (RFC 2193 §3)."""
 
-from common import (env, expect, expect_ok, expect_tagged, expect_usable,
+from common import (check_reply, env, expect, expect_ok, expect_usable,
                     referral_response, Failure, USER)
 
 
@@ -55,20 +55,16 @@ def test_c_serves_own_mailbox_with_empty_self():
 
 def test_b_refers_mailbox_of_c():
     e = env()
-    with e.client("b") as c:
-        expect_tagged(c.command("SELECT Public/OnlyC"),
-                      referral_response([e.C], "Public/OnlyC"),
-                      "SELECT Public/OnlyC on B")
-        expect_usable(c)
+    check_reply("SELECT Public/OnlyC",
+                referral_response([e.C], "Public/OnlyC"),
+                "SELECT Public/OnlyC on B", server="b")
 
 
 def test_c_refers_mailbox_of_b():
     e = env()
-    with e.client("c") as c:
-        expect_tagged(c.command("SELECT Public/Sales"),
-                      referral_response([e.B], "Public/Sales"),
-                      "SELECT Public/Sales on C")
-        expect_usable(c)
+    check_reply("SELECT Public/Sales",
+                referral_response([e.B], "Public/Sales"),
+                "SELECT Public/Sales on C", server="c")
 
 
 def test_follow_url_from_a():

@@ -36,6 +36,12 @@ from listing_common import (astring, expect_done, expect_listing, F,
 from harness.imap import ImapClient, ImapDisconnected, strip_timing
 from harness.ports import free_port
 from harness.slapd import Slapd
+from common import (crash_lines, env, expect, expect_eq, expect_no_crash,
+                    expect_ok, expect_usable, login, own_directory,
+                    own_dovecot, referral_entry, settle, stop_servers)
+from listing_common import (astring, expect_done, expect_listing, F,
+                            listing, parse_list, show)
+from harness.imap import ImapDisconnected
 
 CAFE = "Public/L4Caf\u00e9"
 CAFE_WIRE = "Public/L4Caf&AOk-"
@@ -698,33 +704,22 @@ class _Outage:
     REMOTE = "10 127.0.0.1:10999"   # written into the directory only
 
     def __init__(self):
-        check_plugin_built()
-        self.ldap = Slapd(config_format="cnconfig")
-        self.home = None
-        self.ldap.start()
-        self.ldap.ldapadd(ou_referrals_ldif())
-        for m in ("Public/O5/Remote", "Public/O5/Both"):
-            self.ldap.ldapadd(referral_entry(None, m, [self.REMOTE])[1])
-        port = free_port()
-        self.home = Dovecot("listout", port=port, plugin_settings=plugin_settings(
-            self.ldap, "127.0.0.1:%d" % port, mailbox_referrals_cache_ttl="1s"))
-        self.home.start()
+        self.servers = []
+        self.session = None
+        self.ldap = own_directory(("Public/O5/Remote", "Public/O5/Both"),
+                                  [self.REMOTE])
+        self.servers.append(self.ldap)
+        self.home = own_dovecot("listout", self.ldap, registry=self.servers,
+                                mailbox_referrals_cache_ttl="1s")
         for m in ("O5/Local", "O5/Both"):
             self.home.create_public_maildir(m)
         self.before = None
-        self.session = self.client()
-
-    def client(self):
-        c = ImapClient(self.home.port)
-        expect_ok(c.login(USER, PASSWORD), "LOGIN on the outage server")
-        return c
+        self.session = login(self.home, "the outage server")
 
     def cleanup(self):
-        if getattr(self, "session", None) is not None:
+        if self.session is not None:
             self.session.close()
-        if self.home is not None:
-            self.home.cleanup()
-        self.ldap.cleanup()
+        stop_servers(*self.servers)
 
 
 _outage = None
@@ -832,7 +827,4 @@ def test_outage_restarted_directory():
 
 
 def test_outage_no_crash():
-    o = _outage_env()
-    bad = [l for l in o.home.log_text().splitlines()
-           if "Fatal:" in l or "Panic:" in l or "killed with signal" in l]
-    expect(not bad, "crashes logged:\n" + "\n".join(bad[:20]))
+    expect_no_crash(_outage_env().home, "the listing outage")

@@ -3,33 +3,23 @@
 """mailbox_referrals_namespaces may name a namespace by its name ("public")
 instead of its prefix ("Public/")."""
 
-from common import (env, expect, expect_ok, expect_tagged, expect_usable,
-                    plugin_settings, referral_response, PASSWORD, USER)
-from harness.dovecot import Dovecot
-from harness.imap import ImapClient
-from harness.ports import free_port
+from common import (env, expect_ok, expect_tagged, expect_usable, login,
+                    own_dovecot, referral_response, stop_servers)
 
-d = None
+servers = []   # D: on the shared directory, namespaces = public
 
 
 def setup_module():
-    global d
-    e = env()
-    port = free_port()
-    d = Dovecot("d", port=port, plugin_settings=plugin_settings(
-        e.ldap, "127.0.0.1:%d" % port, namespaces="public"))
-    d.start()
+    own_dovecot("d", env().ldap, registry=servers, namespaces="public")
 
 
 def teardown_module():
-    if d is not None:
-        d.cleanup()
+    stop_servers(*servers)
 
 
 def test_namespace_by_name_refers():
     e = env()
-    with ImapClient(d.port) as c:
-        expect_ok(c.login(USER, PASSWORD), "LOGIN on D")
+    with login(servers[0], "D") as c:
         expect_tagged(c.command("SELECT Public/Sales"),
                       referral_response([e.B], "Public/Sales"),
                       "SELECT Public/Sales on D")
@@ -40,6 +30,5 @@ def test_namespace_by_name_refers():
 
 
 def test_namespace_by_name_leaves_inbox_alone():
-    with ImapClient(d.port) as c:
-        expect_ok(c.login(USER, PASSWORD), "LOGIN on D")
+    with login(servers[0], "D") as c:
         expect_ok(c.command("SELECT INBOX"), "SELECT INBOX on D")

@@ -15,11 +15,9 @@ Directory entries (added in setup_module, removed in teardown_module):
 import re
 
 from common import (env, expect, expect_eq, expect_ok, expect_tagged,
-                    expect_usable, plugin_settings, referral_entry,
-                    referral_response, Failure, USER, PASSWORD)
-from harness.dovecot import Dovecot
-from harness.imap import ImapClient, Literal, message
-from harness.ports import free_port
+                    expect_usable, login, own_dovecot, referral_entry,
+                    referral_response, stop_servers, undo_changes)
+from harness.imap import Literal, message
 
 REP = "Public/T3Rep"
 R1, R2, R3, R4 = (("r1.example.test", 1001), ("r2.example.test", 1002),
@@ -27,7 +25,7 @@ R1, R2, R3, R4 = (("r1.example.test", 1001), ("r2.example.test", 1002),
 SERVE = "Public/T3RepServe"
 
 _dns = []
-_noshuffle = {}
+_noshuffle = []  # the Dovecot with mailbox_referrals_shuffle = no
 _seeded = []  # (server key, mailbox)
 
 
@@ -54,29 +52,15 @@ def setup_module():
                                               "Replica on %s" % key.upper())),
                       "setup: APPEND to %s on %s" % (SERVE, key.upper()))
     # a home server like A, but with mailbox_referrals_shuffle = no
-    port = free_port()
-    d = Dovecot("t3noshuffle", port=port, plugin_settings=plugin_settings(
-        e.ldap, "127.0.0.1:%d" % port,
-        **{"mailbox_referrals_shuffle": "no"}))
-    _noshuffle["d"] = d
-    d.start()
+    own_dovecot("t3noshuffle", e.ldap, registry=_noshuffle,
+                mailbox_referrals_shuffle="no")
 
 
 def teardown_module():
-    e = env()
     try:
-        d = _noshuffle.pop("d", None)
-        if d is not None:
-            d.cleanup()
-        for key, box in _seeded:
-            with e.client(key) as c:
-                c.command("DELETE " + box)
+        stop_servers(*_noshuffle)
     finally:
-        for dn in _dns:
-            try:
-                e.ldap.ldapdelete(dn)
-            except Exception:
-                pass
+        undo_changes(mailboxes=_seeded, dns=_dns)
 
 
 # ---------------------------------------------------------------- helpers
@@ -97,9 +81,8 @@ def _order(resp, what):
     return tuple(servers)
 
 
-def _session_order(port, cmds=("SELECT " + REP,)):
-    with ImapClient(port) as c:
-        expect_ok(c.login(USER, PASSWORD), "LOGIN")
+def _session_order(server, cmds=("SELECT " + REP,)):
+    with login(server) as c:
         orders = [_order(c.command(cmd), cmd) for cmd in cmds]
         expect_usable(c)
     return orders
@@ -124,7 +107,7 @@ def test_order_stable_within_a_session():
     cmds = ("SELECT " + REP, "EXAMINE " + REP, "STATUS %s (MESSAGES)" % REP,
             "DELETE " + REP, "CREATE " + REP, "SELECT " + REP,
             "SELECT " + REP)
-    orders = _session_order(e.port_a, cmds)
+    orders = _session_order(e.a, cmds)
     expect_eq(len(set(orders)), 1,
               "distinct server orders within one session (%r)" % (orders,))
     # APPEND too, before the literal is sent
@@ -144,7 +127,7 @@ def test_equal_preferences_shuffled_across_sessions():
     e = env()
     seen = {}
     for i in range(20):
-        (order,) = _session_order(e.port_a)
+        (order,) = _session_order(e.a)
         expect_eq(sorted(order[:3]), sorted([R1, R2, R3]),
                   "session %d: the three preference-10 servers first "
                   "(order %r)" % (i, order))
@@ -157,11 +140,10 @@ def test_equal_preferences_shuffled_across_sessions():
 
 
 def test_no_shuffle_keeps_directory_order():
-    d = _noshuffle["d"]
+    d = _noshuffle[0]
     want = referral_response([R1, R2, R3, R4], REP)
     for i in range(10):
-        with ImapClient(d.port) as c:
-            expect_ok(c.login(USER, PASSWORD), "LOGIN on the shuffle=no server")
+        with login(d) as c:
             expect_tagged(c.command("SELECT " + REP), want,
                           "session %d: SELECT %s with shuffle = no" % (i, REP))
             expect_usable(c)

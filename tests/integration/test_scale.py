@@ -28,6 +28,9 @@ from harness.dovecot import Dovecot
 from harness.imap import ImapClient, strip_timing
 from harness.ports import free_port
 from harness.slapd import Slapd
+from common import (expect, expect_eq, expect_ok, login, own_directory,
+                    own_dovecot, referral_entry, settle, stop_servers,
+                    REFERRALS_BASE)
 
 COUNT = 10000
 SIZE_LIMIT = 500            # slapd's default
@@ -43,6 +46,7 @@ UNAVAILABLE = ("NO [UNAVAILABLE] Referral directory is unavailable, "
 ldap = None
 home = None
 limited = None
+servers = []
 
 
 def _name(i):
@@ -51,47 +55,33 @@ def _name(i):
 
 def setup_module():
     global ldap, home, limited
-    check_plugin_built()
-    ldap = Slapd(
-        config_format="cnconfig", nosync=True,
+    ldap = own_directory(
+        nosync=True,
         access=['to attrs=userPassword by anonymous auth by * none',
                 'to * by dn.exact="%s" read by dn.exact="%s" read by * none'
                 % (READER, LIMITED)],
         limits=['dn.exact="%s" size.prtotal=unlimited' % READER])
-    ldap.start()
+    servers.append(ldap)
     ldap.add_reader(READER, READER_PW)
     ldap.add_reader(LIMITED, LIMITED_PW)
-    ldap.ldapadd(ou_referrals_ldif())
     ldap.ldapadd("\n".join(referral_entry(None, _name(i), [REMOTE])[1]
                            for i in range(COUNT)), timeout=300)
-
-    def settings(port, dn, pw):
-        s = plugin_settings(ldap, "127.0.0.1:%d" % port,
-                            mailbox_referrals_ldap_dn=dn,
-                            mailbox_referrals_ldap_dnpass=pw,
-                            mailbox_referrals_ldap_timeout="30s")
-        return s
-
-    port = free_port()
-    home = Dovecot("scale", port=port,
-                   plugin_settings=settings(port, READER, READER_PW))
-    home.start()
-    port = free_port()
-    limited = Dovecot("scalelim", port=port,
-                      plugin_settings=settings(port, LIMITED, LIMITED_PW))
-    limited.start()
+    home = own_dovecot("scale", ldap, registry=servers,
+                       mailbox_referrals_ldap_dn=READER,
+                       mailbox_referrals_ldap_dnpass=READER_PW,
+                       mailbox_referrals_ldap_timeout="30s")
+    limited = own_dovecot("scalelim", ldap, registry=servers,
+                          mailbox_referrals_ldap_dn=LIMITED,
+                          mailbox_referrals_ldap_dnpass=LIMITED_PW,
+                          mailbox_referrals_ldap_timeout="30s")
 
 
 def teardown_module():
-    for server in (limited, home, ldap):
-        if server is not None:
-            server.cleanup()
+    stop_servers(*servers)
 
 
 def _client(server):
-    c = ImapClient(server.port, timeout=120)
-    expect_ok(c.login(USER, PASSWORD), "LOGIN on %s" % server.name)
-    return c
+    return login(server, timeout=120)
 
 
 def _done_text(resp):

@@ -9,11 +9,9 @@ is written by hand, only as much as these three cases need."""
 import socket
 import threading
 
-from common import (check_plugin_built, expect, expect_usable,
-                    plugin_settings, PASSWORD, USER)
-from harness.dovecot import Dovecot
+from common import (check_plugin_built, expect, expect_usable, own_dovecot,
+                    stop_servers, PASSWORD, USER)
 from harness.imap import ImapClient
-from harness.ports import free_port
 
 TIMEOUT_SECS = 2
 servers = []
@@ -93,20 +91,10 @@ class StallingPeer:
                 pass
 
 
-class _Url:
-    def __init__(self, url):
-        self.url = url
-
-
 def _server(name, uri, **extra):
-    port = free_port()
-    settings = plugin_settings(
-        _Url(uri), "127.0.0.1:%d" % port,
-        mailbox_referrals_ldap_timeout="%ds" % TIMEOUT_SECS, **extra)
-    d = Dovecot("stall-" + name, port=port, plugin_settings=settings)
-    servers.append(d)
-    d.start()
-    return d
+    return own_dovecot("stall-" + name, uri, registry=servers,
+                       mailbox_referrals_ldap_timeout="%ds" % TIMEOUT_SECS,
+                       **extra)
 
 
 def setup_module():
@@ -114,8 +102,7 @@ def setup_module():
 
 
 def teardown_module():
-    for d in servers:
-        d.cleanup()
+    stop_servers(*servers)
     for p in peers:
         p.close()
 

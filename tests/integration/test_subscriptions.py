@@ -19,14 +19,11 @@ Local mailboxes: Public/L4S/Local on A and on R.
 
 import re
 
-from common import (env, expect, expect_eq, expect_ok, expect_tagged,
-                    expect_usable, plugin_settings, referral_entry,
-                    referral_response, Failure, PASSWORD, USER)
-from harness.dovecot import Dovecot
+from common import (env, expect, expect_eq, expect_no_crash, expect_ok,
+                    expect_usable, login, own_dovecot, referral_entry,
+                    referral_response, stop_servers, Failure)
 from listing_common import (astring, expect_done, expect_listing, F,
-                            listing, parse_list, show)
-from harness.imap import ImapClient
-from harness.ports import free_port
+                            listing, show)
 
 CAFE = "Public/L4SCaf\u00e9"
 CAFE_WIRE = "Public/L4SCaf&AOk-"
@@ -34,6 +31,7 @@ REMOTE = ("Public/L4S/Remote", "Public/L4S/Deep/Leaf", "Public/L4S/Other",
           "Public/L4S/Gone", "Public/L4S/Moved", CAFE)
 
 R = None     # Dovecot with mailbox_referrals_subscriptions = referral
+servers = []
 
 
 def setup_module():
@@ -46,9 +44,8 @@ def setup_module():
 
 def teardown_module():
     global R
-    if R is not None:
-        R.cleanup()
-        R = None
+    R = None
+    stop_servers(*servers)
 
 
 # --------------------------------------------- home (default) behaviour
@@ -224,34 +221,23 @@ def _r_server():
     with mailbox_referrals_subscriptions = referral."""
     global R
     if R is None:
-        e = env()
-        port = free_port()
-        d = Dovecot("subsref", port=port, plugin_settings=plugin_settings(
-            e.ldap, "127.0.0.1:%d" % port))
-        try:
-            d.start()
-            d.create_public_maildir("L4S/Local")
-            with ImapClient(d.port) as c:
-                expect_ok(c.login(USER, PASSWORD), "LOGIN on R")
-                r = c.command("SUBSCRIBE Public/L4S/Moved")
-                expect_done(r, "OK Subscribe completed.",
-                            "SUBSCRIBE Public/L4S/Moved on R in home mode")
-                expect_ok(c.command("SUBSCRIBE Public/L4S/Local"),
-                          "SUBSCRIBE Public/L4S/Local on R")
-            d.stop()
-            d.plugin_settings["mailbox_referrals_subscriptions"] = "referral"
-            d.start()
-        except Exception:
-            d.cleanup()
-            raise
+        d = own_dovecot("subsref", env().ldap, registry=servers)
+        d.create_public_maildir("L4S/Local")
+        with login(d, "R") as c:
+            r = c.command("SUBSCRIBE Public/L4S/Moved")
+            expect_done(r, "OK Subscribe completed.",
+                        "SUBSCRIBE Public/L4S/Moved on R in home mode")
+            expect_ok(c.command("SUBSCRIBE Public/L4S/Local"),
+                      "SUBSCRIBE Public/L4S/Local on R")
+        d.stop()
+        d.plugin_settings["mailbox_referrals_subscriptions"] = "referral"
+        d.start()
         R = d
     return R
 
 
 def _r_client():
-    c = ImapClient(_r_server().port)
-    expect_ok(c.login(USER, PASSWORD), "LOGIN on R")
-    return c
+    return login(_r_server(), "R")
 
 
 def test_referral_mode_subscribe_remote_refers():
@@ -300,6 +286,4 @@ def test_referral_mode_local_still_works():
 def test_referral_mode_no_crash():
     if R is None:
         raise Failure("R was never started")
-    bad = [l for l in R.log_text().splitlines()
-           if "Fatal:" in l or "Panic:" in l or "killed with signal" in l]
-    expect(not bad, "crashes logged on R:\n" + "\n".join(bad[:20]))
+    expect_no_crash(R, "referral mode")

@@ -21,15 +21,11 @@ DN so that slapd's log (-d 256) shows which connections were its own.
 import os
 import re
 import subprocess
-import threading
 
 from common import (check_plugin_built, expect, expect_tagged, expect_usable,
-                    log_lines, ou_referrals_ldif, plugin_settings,
-                    referral_entry, referral_response, settle, wait_until,
-                    Failure, PASSWORD, USER)
-from harness.dovecot import Dovecot
-from harness.imap import ImapClient
-from harness.ports import free_port
+                    log_lines, login, ou_referrals_ldif, own_dovecot,
+                    referral_entry, referral_response, settle, stop_servers,
+                    wait_until, Failure)
 from harness.slapd import Slapd, SUFFIX
 
 REMOTE = ("127.0.0.1", 10997)   # only written into URLs, never contacted
@@ -115,15 +111,8 @@ def setup_module():
 
 
 def teardown_module():
-    # Stopping a Dovecot takes about a second: stop them side by side.
-    threads = [threading.Thread(target=d.cleanup) for d in servers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    for s in (secure, ldap):   # ldap's directory holds the PKI
-        if s is not None:
-            s.cleanup()
+    # ldap's directory holds the PKI: it goes last
+    stop_servers(*servers + [secure, ldap])
 
 
 def _reader(directory, name):
@@ -135,30 +124,17 @@ def _reader(directory, name):
 
 
 def _server(name, directory, uris, **tls):
-    port = free_port()
     dn = _reader(directory, "reader-" + name)
-    settings = plugin_settings(directory, "127.0.0.1:%d" % port,
-                               mailbox_referrals_ldap_uris=uris,
-                               mailbox_referrals_ldap_dn=dn,
-                               mailbox_referrals_ldap_dnpass=READER_PW)
-    settings.update(tls)
-    d = Dovecot("tls-" + name, port=port, plugin_settings=settings)
-    servers.append(d)
-    d.start()
+    tls.update(mailbox_referrals_ldap_uris=uris,
+               mailbox_referrals_ldap_dn=dn,
+               mailbox_referrals_ldap_dnpass=READER_PW)
+    d = own_dovecot("tls-" + name, directory, registry=servers, **tls)
     d.reader_dn = dn
     return d
 
 
-def _login(d):
-    c = ImapClient(d.port)
-    r = c.login(USER, PASSWORD)
-    if r.status != "OK":
-        raise Failure("LOGIN on %s: %r" % (d.name, r.tagged))
-    return c
-
-
 def _expect_referral(d, what):
-    with _login(d) as c:
+    with login(d) as c:
         expect_tagged(c.command("SELECT " + MAILBOX),
                       referral_response([REMOTE], MAILBOX),
                       "%s: SELECT %s" % (what, MAILBOX))
@@ -169,7 +145,7 @@ def _expect_unavailable(d, what):
     """SELECT gets NO [UNAVAILABLE], the session stays usable; returns the
     plugin's error line(s) from the Dovecot log."""
     offset = d.log_size()
-    with _login(d) as c:
+    with login(d) as c:
         expect_tagged(c.command("SELECT " + MAILBOX), UNAVAILABLE,
                       "%s: SELECT %s" % (what, MAILBOX))
         expect_usable(c, what)
