@@ -3,12 +3,11 @@
 """Which operations query the directory, counted in slapd's own log."""
 
 from common import (env, expect, expect_eq, expect_ok, expect_tagged,
-                    expect_usable, referral_response, settle, wait_until)
+                    expect_usable, referral_response, wait_until)
 from harness.imap import message
 
 
 def _count(e, filter_substring=None):
-    settle()
     return e.ldap.count_searches(filter_substring)
 
 

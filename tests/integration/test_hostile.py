@@ -3,7 +3,7 @@
 """Hostile mailbox names: LDAP filter escaping (RFC 4515) and robustness.
 Every command must get a sane tagged answer and leave the session usable."""
 
-from common import env, expect, expect_no_crash, expect_usable, settle
+from common import env, expect, expect_no_crash, expect_usable
 from harness.imap import Literal
 
 _log_offset = {}
@@ -15,7 +15,6 @@ def setup_module():
 
 
 def _new_filters(e, before):
-    settle()
     return [f for _, f in e.ldap.search_filters()[before:]]
 
 
@@ -117,5 +116,4 @@ def test_empty_and_separator_names():
 
 def test_no_crash_logged():
     e = env()
-    settle(0.5)
     expect_no_crash(e.a, "the hostile-name tests", _log_offset.get("a", 0))

@@ -6,7 +6,8 @@ RFC 5092)."""
 from common import (check_reply, env, expect, expect_append_refused,
                     expect_eq, expect_not_listed, expect_not_referred,
                     expect_ok, expect_tagged, expect_usable, log_lines,
-                    referral_response, wait_until, CAROL, USER, STAR_NAME)
+                    referral_response, wait_sessions_ended, wait_until,
+                    CAROL, USER, STAR_NAME)
 from harness.imap import Literal, message
 
 
@@ -217,7 +218,7 @@ def test_client_disconnecting_mid_command():
     with e.client() as c:
         expect_tagged(c.command("SELECT Public/Sales"), _sales(e),
                       "SELECT after other clients vanished")
-    text = e.a.log_text(log_offset)
+    text = wait_sessions_ended(e.a, log_offset)
     for word in ("Panic", "Fatal", "segfault", "killed with signal"):
         expect(word not in text, "A's log has %r after clients vanished:\n%s"
                % (word, text[-2000:]))

@@ -24,7 +24,7 @@ import subprocess
 
 from common import (check_plugin_built, expect, expect_tagged, expect_usable,
                     log_lines, login, ou_referrals_ldif, own_dovecot,
-                    referral_entry, referral_response, settle, stop_servers,
+                    referral_entry, referral_response, stop_servers,
                     wait_until, Failure)
 from harness.slapd import Slapd, SUFFIX
 
@@ -230,7 +230,6 @@ def _expect_tls_binds(directory, dn, port, starttls, what):
 
 def _expect_no_bind(directory, dn, what):
     """dn never bound: the plugin did not fall back to clear text."""
-    settle()
     conns = _bind_connections(directory, dn)
     expect(not conns, "%s: slapd received a BIND as %s:\n%s" % (
         what, dn, "\n".join(l for ls in conns.values() for l in ls)))
