@@ -15,6 +15,7 @@ The main deployment (started once per run, on first use):
 B and C hold the mailboxes their entries point at, seeded over IMAP.
 """
 
+import itertools
 import os
 import re
 import threading
@@ -432,9 +433,8 @@ def shutdown():
 def wait_until(predicate, timeout=30.0, interval=0.1):
     """predicate()'s value once it is true, or its last value when it was
     not true within timeout. It returns as soon as the condition holds:
-    the timeout only bounds a failing test, and is generous because log
-    writers (Dovecot's log process, slapd) lag behind on a loaded
-    machine."""
+    the timeout only bounds a failing test, and is generous because
+    Dovecot's log process lags behind on a loaded machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -443,7 +443,7 @@ def wait_until(predicate, timeout=30.0, interval=0.1):
         time.sleep(interval)
 
 
-_barrier_ids = iter(range(1, 1 << 62))
+_barrier_ids = itertools.count(1)
 
 
 def log_barrier(server, client, offset=0):
@@ -546,7 +546,7 @@ def expect_append_refused(c, mailbox, want, flags=None, subject="Refused"):
 
 
 def expect_not_referred(c, cmd, why):
-    """cmd must get a plain NO (no referral), the session going on."""
+    """cmd must get a plain NO, not a referral."""
     r = c.command(cmd)
     expect(r.status == "NO" and "REFERRAL" not in r.tagged,
            "%s: %s, expected a plain NO, got %r" % (cmd, why, r.tagged))
