@@ -12,8 +12,16 @@ Each instance has its own base_dir (sockets, master.pid), state_dir, log
 file, passwd-file, mail and public-namespace directories, so several can
 run side by side. The plugin lines (mail_plugins / mail_plugin_dir) are
 written only when with_plugin is true.
+
+By default the plugin is loaded from a copy of the build tree's modules
+that this process takes once (plugin_snapshot_dir()): every Dovecot
+process loads the plugin when a session starts, and a rebuild in the tree
+during a test run (libtool relinks plugin/.libs/*.so where they are)
+made sessions fail with "server closed the connection" ("file too short",
+"Plugin ... not found" in the log) for as long as it wrote the files.
 """
 
+import atexit
 import os
 import shutil
 import signal
@@ -29,6 +37,8 @@ DOVECOT = "/usr/sbin/dovecot"
 DOVECONF = "/usr/bin/doveconf"
 INSTALLED_MODULE_DIR = "/usr/lib/dovecot/modules"
 BUILD_MODULE_DIR = os.path.join(REPO_ROOT, "plugin", ".libs")
+PLUGIN_FILES = ("lib20_mailbox_referrals_plugin.so",
+                "lib21_imap_mailbox_referrals_plugin.so")
 
 DEFAULT_USERS = {"alice": "secret", "bob": "secret"}
 
@@ -62,6 +72,48 @@ class DovecotError(Exception):
     pass
 
 
+_snapshot_dir = None
+
+
+def _copy_settled(src, dest, timeout=60.0):
+    """Copy src to dest once src is a whole ELF file that did not change
+    while it was copied (a build may be writing it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = os.stat(src)
+        shutil.copy2(src, dest)
+        after = os.stat(src)
+        with open(dest, "rb") as f:
+            elf = f.read(4) == b"\x7fELF"
+        if elf and os.path.getsize(dest) == after.st_size and \
+                (before.st_mtime_ns, before.st_size, before.st_ino) == \
+                (after.st_mtime_ns, after.st_size, after.st_ino):
+            return
+        if time.monotonic() > deadline:
+            raise DovecotError("%s kept changing while it was copied" % src)
+        time.sleep(0.2)
+
+
+def plugin_snapshot_dir():
+    """A directory with a copy of the plugin modules of the build tree,
+    taken on first use and kept for the life of this process (removed at
+    exit unless MBREF_KEEP_TMP is set), so that a rebuild during a test
+    run cannot break the servers of that run. Missing modules are not
+    copied (Dovecot then names them in its log)."""
+    global _snapshot_dir
+    if _snapshot_dir is None:
+        d = tempfile.mkdtemp(prefix="mbref-plugin-")
+        os.chmod(d, 0o755)   # the mail processes run as MAIL_UID
+        for name in PLUGIN_FILES:
+            src = os.path.join(BUILD_MODULE_DIR, name)
+            if os.path.exists(src):
+                _copy_settled(src, os.path.join(d, name))
+        if not os.environ.get("MBREF_KEEP_TMP"):
+            atexit.register(shutil.rmtree, d, True)
+        _snapshot_dir = d
+    return _snapshot_dir
+
+
 def _quote(value):
     """Quote a setting value for dovecot.conf when it needs it."""
     value = str(value)
@@ -76,14 +128,15 @@ def _quote(value):
 class Dovecot:
     def __init__(self, name="dovecot", workdir=None, port=None,
                  plugin_settings=None, with_plugin=True,
-                 mail_plugin_dir=BUILD_MODULE_DIR, users=None,
+                 mail_plugin_dir=None, users=None,
                  extra_users=None, debug=False, extra_config="",
                  metrics=False, detached=False):
         """name: short label used in paths and repr.
         plugin_settings: dict written into plugin { }.
         with_plugin: load mailbox_referrals / imap_mailbox_referrals.
-        mail_plugin_dir: where the plugin modules are (build tree by
-        default; INSTALLED_MODULE_DIR for the installed ones).
+        mail_plugin_dir: where the plugin modules are (by default a copy
+        of the build tree's, see plugin_snapshot_dir();
+        INSTALLED_MODULE_DIR for the installed ones).
         users: dict user -> password (default alice and bob, "secret");
         extra_users: added to those.
         debug: mail_debug and auth_debug.
@@ -98,7 +151,7 @@ class Dovecot:
         self.port = port or free_port()
         self.plugin_settings = dict(plugin_settings or {})
         self.with_plugin = with_plugin
-        self.mail_plugin_dir = mail_plugin_dir
+        self.mail_plugin_dir = mail_plugin_dir or plugin_snapshot_dir()
         self.users = dict(users if users is not None else DEFAULT_USERS)
         self.users.update(extra_users or {})
         self.debug = debug
