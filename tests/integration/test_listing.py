@@ -28,7 +28,7 @@ import time
 
 from common import (check_plugin_built, crash_lines, env, expect, expect_eq,
                     expect_ok, expect_tagged, expect_usable, ou_referrals_ldif,
-                    plugin_settings, referral_entry, settle, Failure,
+                    plugin_settings, referral_entry, Failure,
                     CAROL, PASSWORD, USER)
 from harness.dovecot import Dovecot
 from listing_common import (astring, expect_done, expect_listing, F,

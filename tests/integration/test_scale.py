@@ -21,7 +21,7 @@ import time
 
 from common import (check_plugin_built, crash_lines, expect, expect_eq,
                     expect_ok, ou_referrals_ldif, plugin_settings,
-                    referral_entry, settle, Failure, PASSWORD,
+                    referral_entry, Failure, PASSWORD,
                     REFERRALS_BASE, USER)
 from harness import procs
 from harness.dovecot import Dovecot
