@@ -29,6 +29,10 @@ DOVECOT = "/usr/sbin/dovecot"
 DOVECONF = "/usr/bin/doveconf"
 INSTALLED_MODULE_DIR = "/usr/lib/dovecot/modules"
 BUILD_MODULE_DIR = os.path.join(REPO_ROOT, "plugin", ".libs")
+# The directory service as built in the tree (README, "The directory
+# service"); Dovecot's `executable` takes an absolute path.
+BUILD_SERVICE = os.path.join(REPO_ROOT, "service",
+                             "mailbox-referrals-directory")
 
 DEFAULT_USERS = {"alice": "secret", "bob": "secret"}
 
@@ -78,7 +82,8 @@ class Dovecot:
                  plugin_settings=None, with_plugin=True,
                  mail_plugin_dir=BUILD_MODULE_DIR, users=None,
                  extra_users=None, debug=False, extra_config="",
-                 metrics=False, detached=False):
+                 metrics=False, detached=False, directory_service=False,
+                 service_executable=BUILD_SERVICE):
         """name: short label used in paths and repr.
         plugin_settings: dict written into plugin { }.
         with_plugin: load mailbox_referrals / imap_mailbox_referrals.
@@ -90,6 +95,9 @@ class Dovecot:
         metrics: the stats metrics of METRICS_CONFIG (read them with
         doveadm_stats_dump()).
         detached: the instance survives this Python process (demo).
+        directory_service: add the service block of the directory service
+        (service_executable), listening on
+        <base_dir>/mailbox-referrals-directory (see service_socket).
         """
         self.name = name
         self.own_workdir = workdir is None
@@ -105,6 +113,8 @@ class Dovecot:
         self.extra_config = extra_config
         self.metrics = metrics
         self.detached = detached
+        self.directory_service = directory_service
+        self.service_executable = service_executable
         self.master_pid = None
 
     def __repr__(self):
@@ -126,6 +136,26 @@ class Dovecot:
     @property
     def base_dir(self):
         return self.path("run")
+
+    @property
+    def service_socket(self):
+        return os.path.join(self.base_dir, "mailbox-referrals-directory")
+
+    def service_config(self):
+        """The service block README's "The directory service" documents,
+        with the executable from the build tree. The mail processes run
+        as uid MAIL_UID, so the listener is open to every local user."""
+        return """\
+service mailbox-referrals-directory {{
+  executable = {exe}
+  user = $default_internal_user
+  process_limit = 1
+  process_min_avail = 1
+  unix_listener mailbox-referrals-directory {{
+    mode = 0666
+  }}
+}}
+""".format(exe=self.service_executable)
 
     @property
     def address(self):
@@ -211,6 +241,7 @@ plugin {{
            uid=MAIL_UID, gid=MAIL_GID,
            plugins=plugins, plugin_lines=plugin_lines,
            extra=(METRICS_CONFIG if self.metrics else "") +
+           (self.service_config() if self.directory_service else "") +
            self.extra_config)
 
     def write_config(self):
