@@ -48,6 +48,9 @@ struct directory_loader {
 	int msgid;
 	struct io *io;
 	struct timeout *to;
+	/* while loading: the directory has sent nothing for
+	   mailbox_referrals_ldap_timeout */
+	struct timeout *to_stalled;
 	enum loader_phase phase;
 
 	/* try RFC 4533 on the next search */
@@ -86,6 +89,7 @@ static const char *loader_mode(void)
 static void loader_disconnect(void)
 {
 	io_remove(&loader.io);
+	timeout_remove(&loader.to_stalled);
 	if (loader.ld != NULL) {
 		(void)ldap_unbind_ext(loader.ld, NULL, NULL);
 		loader.ld = NULL;
@@ -221,6 +225,7 @@ static int loader_open(const char **error_r)
 	const struct referral_ldap_settings *set =
 		&directory_service->set.referral->ldap;
 	int ret, fd, version = LDAP_VERSION3;
+	int keepalive_idle = 60, keepalive_probes = 3, keepalive_interval = 10;
 	struct timeval tv;
 	struct berval cred;
 
@@ -247,6 +252,14 @@ static int loader_open(const char **error_r)
 	if ((set->tls || strstr(set->uris, "ldaps://") != NULL) &&
 	    loader_set_tls(set, error_r) < 0)
 		return -1;
+	/* The persist phase is silent while nothing changes: TCP keepalive
+	   notices a directory host that went away without closing. */
+	(void)ldap_set_option(loader.ld, LDAP_OPT_X_KEEPALIVE_IDLE,
+			      &keepalive_idle);
+	(void)ldap_set_option(loader.ld, LDAP_OPT_X_KEEPALIVE_PROBES,
+			      &keepalive_probes);
+	(void)ldap_set_option(loader.ld, LDAP_OPT_X_KEEPALIVE_INTERVAL,
+			      &keepalive_interval);
 	ret = ldap_connect(loader.ld);
 	if (ret == LDAP_SUCCESS && set->tls)
 		ret = ldap_start_tls_s(loader.ld, NULL, NULL);
@@ -294,6 +307,13 @@ static void loader_connect(void *context ATTR_UNUSED)
 		}
 	}
 	loader_start_search();
+}
+
+static void loader_stalled(void *context ATTR_UNUSED)
+{
+	loader_failed(t_strdup_printf(
+		"The directory sent nothing for %u ms while loading",
+		directory_service->set.referral->ldap.timeout_msecs));
 }
 
 static void loader_start_search(void)
@@ -348,6 +368,12 @@ static void loader_start_search(void)
 		loader.load_event = event_create(directory_service->event);
 	}
 	loader.phase = LOADER_LOADING;
+	/* a load that stops half-way (a frozen server keeps the connection
+	   open) must not leave the service waiting forever */
+	timeout_remove(&loader.to_stalled);
+	loader.to_stalled = timeout_add(
+		directory_service->set.referral->ldap.timeout_msecs,
+		loader_stalled, NULL);
 }
 
 
@@ -654,6 +680,8 @@ static void loader_handle(LDAPMessage *msg)
 		    loader_refresh_done(msg)) {
 			loader_commit();
 			loader.phase = LOADER_PERSIST;
+			/* quiet is normal from now on */
+			timeout_remove(&loader.to_stalled);
 		}
 		break;
 	case LDAP_RES_SEARCH_RESULT:
@@ -688,6 +716,8 @@ static void loader_input(void *context ATTR_UNUSED)
 						      ldap_err2string(err)));
 			return;
 		}
+		if (loader.to_stalled != NULL)
+			timeout_reset(loader.to_stalled);
 		T_BEGIN {
 			loader_handle(msg);
 		} T_END;

@@ -183,12 +183,17 @@ def reader_access():
             'to * by * read')
 
 
-def make_dovecot(name, ldap, **settings):
+EVENTS_DEBUG = ("log_debug = event=mailbox_referrals_service_sync_finished "
+                "OR event=mailbox_referrals_service_request_finished\n")
+
+
+def make_dovecot(name, ldap, extra_config="", **settings):
     port = free_port()
     extra = {"mailbox_referrals_ldap_dn": READER,
              "mailbox_referrals_ldap_dnpass": READER_PW}
     extra.update(settings)
     return Dovecot(name, port=port, directory_service=True,
+                   extra_config=extra_config,
                    plugin_settings=plugin_settings(
                        ldap, "127.0.0.1:%d" % port, **extra))
 
@@ -233,7 +238,8 @@ def setup_module():
     add(persist_ldap, "Public/Projects/Alpha")
     add(persist_ldap, "Public/Tab\tName\001x")
     add(persist_ldap, "Other/Thing")
-    persist_dovecot = make_dovecot("svc", persist_ldap)
+    persist_dovecot = make_dovecot("svc", persist_ldap,
+                                   extra_config=EVENTS_DEBUG)
     persist_dovecot.start()
     wait_status(persist_dovecot, lambda s: s["state"] == "synced",
                 "first load")
@@ -253,6 +259,20 @@ def test_handshake_and_status():
               "STATUS after the first load")
     expect(s["changed"] > 1700000000000, "changed is in milliseconds: %r" % s)
     c.close()
+
+
+def test_events_selected_by_name():
+    """The named events reach a log_debug filter that selects them by
+    name (their messages are only logged through it)."""
+    offset = persist_dovecot.log_size()
+    c = connect(persist_dovecot)
+    c.request("LOOKUP", "Public/Sales")
+    c.request("LIST", "Public/")
+    c.close()
+    persist_dovecot.wait_log(
+        lambda t: "LOOKUP finished: 1 entries" in t and
+        "LIST finished: 4 entries" in t, offset=offset)
+    persist_dovecot.wait_log(lambda t: "Load finished" in t)
 
 
 def test_handshake_wrong_version_disconnects():
