@@ -18,7 +18,6 @@
 #include "ioloop.h"
 #include "istream.h"
 #include "ostream.h"
-#include "net.h"
 #include "connection.h"
 #include "master-service.h"
 #include "directory-replica.h"
@@ -352,8 +351,8 @@ directory_client_input_args(struct connection *conn, const char *const *args)
 
 	if (args[0] == NULL || args[1] == NULL ||
 	    str_to_uint32(args[1], &id) < 0 || id == 0) {
-		e_error(conn->event, "Malformed request from %s: %s",
-			conn->name, str_sanitize(t_strarray_join(args, " "),
+		e_error(conn->event, "Malformed request: %s",
+			str_sanitize(t_strarray_join(args, " "),
 						 128));
 		return -1;
 	}
@@ -362,8 +361,8 @@ directory_client_input_args(struct connection *conn, const char *const *args)
 			break;
 	}
 	if (i == N_ELEMENTS(directory_commands)) {
-		e_error(conn->event, "Unknown command from %s: %s",
-			conn->name, str_sanitize(args[0], 64));
+		e_error(conn->event, "Unknown command: %s",
+			str_sanitize(args[0], 64));
 		return -1;
 	}
 	ret = directory_commands[i].func(client, id, args + 2);
@@ -415,13 +414,11 @@ static void directory_client_destroy(struct connection *conn)
 
 	switch (conn->disconnect_reason) {
 	case CONNECTION_DISCONNECT_BUFFER_FULL:
-		e_error(conn->event, "Request line from %s longer than %u "
-			"bytes: disconnecting", conn->name,
-			DIRECTORY_CLIENT_MAX_LINE);
+		e_error(conn->event, "Request line longer than %u bytes: "
+			"disconnecting", DIRECTORY_CLIENT_MAX_LINE);
 		break;
 	case CONNECTION_DISCONNECT_HANDSHAKE_FAILED:
-		e_error(conn->event, "Handshake with %s failed: "
-			"disconnecting", conn->name);
+		e_error(conn->event, "Handshake failed: disconnecting");
 		break;
 	default:
 		break;
@@ -454,17 +451,10 @@ static const struct connection_settings directory_client_set = {
 void directory_client_create(int fd)
 {
 	struct directory_client *client;
-	const char *name = "client";
-	struct net_unix_cred cred;
-
-	/* name the peer in log lines by its process */
-	if (net_getunixcred(fd, &cred) == 0) {
-		name = t_strdup_printf("pid %ld (uid %ld)", (long)cred.pid,
-				       (long)cred.uid);
-	}
 	client = i_new(struct directory_client, 1);
 	client->conn.event_parent = directory_service->event;
-	connection_init_server(directory_clients, &client->conn, name,
+	/* the connection's log prefix names the peer by pid and uid */
+	connection_init_server(directory_clients, &client->conn, "client",
 			       fd, fd);
 	o_stream_set_flush_callback(client->conn.output,
 				    directory_client_output, client);

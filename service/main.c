@@ -162,9 +162,11 @@ static void client_connected(struct master_service_connection *conn)
 
 int main(int argc, char *argv[])
 {
-	/* The replica costs a full load: never exit when idle. */
-	master_service = master_service_init(DIRECTORY_SERVICE_NAME,
-					     MASTER_SERVICE_FLAG_NO_IDLE_DIE,
+	/* No MASTER_SERVICE_FLAG_NO_IDLE_DIE: process_min_avail = 1 keeps
+	   the process from being idle-killed, and on a reload the master's
+	   SIGINT must still retire the old process (it exits once its last
+	   client is gone), so that the new configuration takes over. */
+	master_service = master_service_init(DIRECTORY_SERVICE_NAME, 0,
 					     &argc, &argv, "");
 	if (master_getopt(master_service) > 0)
 		return FATAL_DEFAULT;

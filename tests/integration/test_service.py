@@ -370,9 +370,13 @@ def test_oversized_and_malformed_lines():
     lines, end = other.request("LOOKUP", "Public/Sales")
     expect_eq((len(lines), end[0]), (1, "OK"), "another client's LOOKUP")
     other.close()
+    # each error names the peer (this process) and escapes what it sent
+    me = "conn unix:client (pid=%d," % os.getpid()
     persist_dovecot.wait_log(
-        lambda t: "longer than 65536 bytes" in t and
-        "Malformed request" in t and "Unknown command" in t, offset=offset)
+        lambda t: me in t and
+        "Request line longer than 65536 bytes: disconnecting" in t and
+        "Malformed request: LOOKUP not-a-number x" in t and
+        "Unknown command: FROB" in t, offset=offset)
     # exactly the limit (65536 bytes with the LF) is accepted
     c = connect(persist_dovecot)
     head = b"LOOKUP\t9\t"
@@ -500,6 +504,17 @@ def test_service_killed_restarts_and_reloads():
     lines, end = c.request("LOOKUP", "Public/Sales")
     expect_eq((len(lines), end[0]), (1, "OK"), "LOOKUP after the restart")
     c.close()
+
+
+def test_reload_replaces_the_process():
+    """doveadm reload (SIGHUP to the master): the old process exits, a
+    new one loads with the new configuration."""
+    pid = wait_until(lambda: service_pid(persist_dovecot), timeout=DEADLINE)
+    expect(pid, "the service process is running")
+    os.kill(persist_dovecot.master_pid, signal.SIGHUP)
+    wait_status(persist_dovecot, lambda s: s["state"] == "synced" and
+                service_pid(persist_dovecot) not in (None, pid),
+                "a new process after the reload")
 
 
 def test_slapd_restart_recovers():
