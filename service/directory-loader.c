@@ -58,14 +58,11 @@ struct directory_loader {
 	/* the copy being loaded */
 	struct replica *loading;
 	struct berval *page_cookie;
-	unsigned int pages;
 	struct event *load_event;
 
 	unsigned int backoff_msecs;
 	/* the outage has been logged */
 	bool unreachable;
-	/* the over-limit log line was written for the current condition */
-	bool over_limit_logged;
 };
 
 static struct directory_loader loader;
@@ -360,11 +357,8 @@ static void loader_start_search(void)
 			set->base, ldap_err2string(ret)));
 		return;
 	}
-	loader.pages++;
 	if (loader.loading == NULL) {
 		loader.loading = replica_init();
-		loader.pages = 1;
-		loader.over_limit_logged = FALSE;
 		loader.load_event = event_create(directory_service->event);
 	}
 	loader.phase = LOADER_LOADING;
@@ -407,7 +401,7 @@ loader_store(struct replica *replica, LDAPMessage *msg, const char *key)
 	unsigned int count, max = directory_service->set.max_entries;
 	char *dn;
 
-	if (replica_count(replica) >= max) {
+	if (replica_stored_count(replica) >= max) {
 		/* replacing an entry doesn't add one */
 		if (key == NULL || !replica_has_key(replica, key))
 			return FALSE;

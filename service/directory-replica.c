@@ -26,6 +26,8 @@ struct replica {
 	ARRAY(struct directory_entry *) sorted;
 	/* key -> one allocation: key NUL problem-lines */
 	HASH_TABLE(const char *, char *) problems;
+	/* keys with problems but no served entry */
+	unsigned int unserved_count;
 	bool loading;
 };
 
@@ -82,9 +84,15 @@ unsigned int replica_count(const struct replica *replica)
 	return hash_table_count(replica->by_key);
 }
 
+unsigned int replica_stored_count(const struct replica *replica)
+{
+	return hash_table_count(replica->by_key) + replica->unserved_count;
+}
+
 bool replica_has_key(struct replica *replica, const char *key)
 {
-	return hash_table_lookup(replica->by_key, key) != NULL;
+	return hash_table_lookup(replica->by_key, key) != NULL ||
+		hash_table_lookup(replica->problems, key) != NULL;
 }
 
 static int entry_cmp(const struct directory_entry *e1,
@@ -183,12 +191,16 @@ static void replica_remove_problems(struct replica *replica, const char *key)
 void replica_remove(struct replica *replica, const char *key)
 {
 	struct directory_entry *entry;
+	bool had_problems = hash_table_lookup(replica->problems, key) != NULL;
 
 	replica_remove_problems(replica, key);
 	entry = hash_table_lookup(replica->by_key, key);
 	if (entry != NULL) {
 		replica_unlink(replica, entry);
 		i_free(entry);
+	} else if (had_problems) {
+		i_assert(replica->unserved_count > 0);
+		replica->unserved_count--;
 	}
 }
 
@@ -434,6 +446,8 @@ bool replica_set(struct replica *replica, struct event *event,
 			memcpy(block + key_size, str_data(check.problems),
 			       str_len(check.problems));
 			hash_table_insert(replica->problems, (const char *)block, block);
+			if (!served)
+				replica->unserved_count++;
 		}
 		str_free(&check.problems);
 	} T_END;

@@ -55,7 +55,11 @@ struct replica *replica_init(void);
 void replica_ref(struct replica *replica);
 void replica_unref(struct replica **replica);
 
+/* Served entries. */
 unsigned int replica_count(const struct replica *replica);
+/* Served entries and those kept only for their problems: what
+   mailbox_referrals_directory_max_entries bounds. */
+unsigned int replica_stored_count(const struct replica *replica);
 bool replica_has_key(struct replica *replica, const char *key);
 
 /* Check raw and store it under raw->key, replacing the entry with that key.
