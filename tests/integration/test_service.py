@@ -144,11 +144,15 @@ def wait_status(dovecot, predicate, what, timeout=DEADLINE):
     last = [None]
 
     def check():
-        c = connect(dovecot)
         try:
-            last[0] = c.status()
-        finally:
-            c.close()
+            c = connect(dovecot)
+            try:
+                last[0] = c.status()
+            finally:
+                c.close()
+        except (OSError, Failure):
+            # a process going away (reload, kill) closes its connections
+            return False
         return predicate(last[0])
     if not wait_until(check, timeout=timeout, interval=0.1):
         raise Failure("%s: not reached within %ds, last STATUS %r"
@@ -518,6 +522,8 @@ def test_reload_replaces_the_process():
 
 
 def test_slapd_restart_recovers():
+    wait_status(persist_dovecot, lambda s: s["state"] == "synced",
+                "synced before slapd stops")
     offset = persist_dovecot.log_size()
     persist_ldap.stop()
     wait_status(persist_dovecot, lambda s: s["state"] == "stale",
@@ -565,8 +571,9 @@ def test_fail_before_first_load_then_poll_mode():
         ldap.add_reader(READER, READER_PW)
         ldap.ldapadd(ou_referrals_ldif())
         add(ldap, "Public/Sales")
+        # the service retries with a backoff of up to 30s
         s = wait_status(dovecot, lambda s: s["state"] == "synced" and
-                        s["entries"] == 1, "loaded by polling")
+                        s["entries"] == 1, "loaded by polling", timeout=60)
         expect_eq(s["mode"], "poll", "mode without syncprov")
         add(ldap, "Public/Later")
         wait_status(dovecot, lambda s: s["entries"] == 2,
