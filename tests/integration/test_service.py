@@ -648,3 +648,25 @@ def test_slapdconf_syncprov_config():
             dovecot.cleanup()
     finally:
         ldap.cleanup()
+
+
+def test_invalid_setting_fails_requests_with_the_reason():
+    ldap = Slapd(config_format="cnconfig")   # never started: not needed
+    dovecot = make_dovecot("svc-bad", ldap,
+                           mailbox_referrals_directory_max_entries="lots")
+    try:
+        dovecot.start()
+        c = connect(dovecot)
+        lines, end = c.request("LOOKUP", "Public/Sales")
+        expect_eq((lines, end), ([], [
+            "FAIL", "1", "The directory service is not configured: "
+            "mailbox_referrals_directory_max_entries: Invalid number "
+            "'lots'"]), "LOOKUP with an invalid setting")
+        expect_eq(c.status()["state"], "loading", "state")
+        c.close()
+        dovecot.wait_log(lambda t: "Not loading the directory: "
+                         "mailbox_referrals_directory_max_entries: "
+                         "Invalid number 'lots'" in t)
+    finally:
+        dovecot.cleanup()
+        ldap.cleanup()
