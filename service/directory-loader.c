@@ -23,7 +23,6 @@
 #include "str-sanitize.h"
 #include "ioloop.h"
 #include "time-util.h"
-#include "referral-settings.h"
 #include "directory-replica.h"
 #include "directory-service.h"
 
@@ -219,8 +218,7 @@ static void loader_input(void *context);
 
 static int loader_open(const char **error_r)
 {
-	const struct referral_ldap_settings *set =
-		&directory_service->set.referral->ldap;
+	const struct referral_ldap_settings *set = directory_service->set.ldap;
 	int ret, fd, version = LDAP_VERSION3;
 	int keepalive_idle = 60, keepalive_probes = 3, keepalive_interval = 10;
 	struct timeval tv;
@@ -310,13 +308,12 @@ static void loader_stalled(void *context ATTR_UNUSED)
 {
 	loader_failed(t_strdup_printf(
 		"The directory sent nothing for %u ms while loading",
-		directory_service->set.referral->ldap.timeout_msecs));
+		directory_service->set.ldap->timeout_msecs));
 }
 
 static void loader_start_search(void)
 {
-	const struct referral_ldap_settings *set =
-		&directory_service->set.referral->ldap;
+	const struct referral_ldap_settings *set = directory_service->set.ldap;
 	LDAPControl *ctrl = NULL, *ctrls[2] = { NULL, NULL };
 	BerElement *ber;
 	struct berval value;
@@ -366,7 +363,7 @@ static void loader_start_search(void)
 	   open) must not leave the service waiting forever */
 	timeout_remove(&loader.to_stalled);
 	loader.to_stalled = timeout_add(
-		directory_service->set.referral->ldap.timeout_msecs,
+		directory_service->set.ldap->timeout_msecs,
 		loader_stalled, NULL);
 }
 

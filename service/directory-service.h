@@ -5,6 +5,7 @@
 #define DIRECTORY_SERVICE_H
 
 #include "referral-settings.h"
+#include "referral-directory-ldap-settings.h"
 
 #define DIRECTORY_SERVICE_NAME "mailbox-referrals-directory"
 
@@ -23,6 +24,10 @@ struct replica;
 struct directory_service_settings {
 	/* NULL when the plugin settings are missing or invalid (error) */
 	const struct referral_settings *referral;
+	/* the mailbox_referrals_ldap_* settings, parsed by the LDAP
+	   backend's parser so that both read them alike; NULL with
+	   referral */
+	const struct referral_ldap_settings *ldap;
 	char *error;
 	unsigned int poll_interval_secs;
 	unsigned int max_entries;

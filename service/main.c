@@ -124,7 +124,14 @@ directory_settings_parse(const struct directory_plugin_settings *pset,
 			"in the global plugin { } block";
 		return -1;
 	}
-	return ret < 0 ? -1 : 0;
+	if (ret < 0)
+		return -1;
+	/* the service is an LDAP client whatever mailbox_referrals_directory
+	   says: that setting chooses the imap processes' backend */
+	return referral_ldap_settings_parse(system_pool,
+					    directory_plugin_setting,
+					    (void *)pset, &set_r->ldap,
+					    error_r);
 }
 
 static void directory_read_settings(void)
@@ -150,6 +157,7 @@ static void directory_read_settings(void)
 		/* keep running and answer FAIL with the reason: exiting would
 		   only make the master restart us in a loop */
 		set->referral = NULL;
+		set->ldap = NULL;
 		set->error = i_strdup(error);
 	}
 }
