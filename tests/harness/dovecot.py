@@ -33,6 +33,10 @@ BUILD_MODULE_DIR = os.path.join(REPO_ROOT, "plugin", ".libs")
 # service"); Dovecot's `executable` takes an absolute path.
 BUILD_SERVICE = os.path.join(REPO_ROOT, "service",
                              "mailbox-referrals-directory")
+# ... and as make install (or the package) puts it, next to Dovecot's own
+# services.
+INSTALLED_SERVICE = os.path.join(os.path.dirname(INSTALLED_MODULE_DIR),
+                                 "mailbox-referrals-directory")
 
 DEFAULT_USERS = {"alice": "secret", "bob": "secret"}
 
@@ -336,6 +340,43 @@ plugin {{
                     self, timeout, self.log_text(log_offset)))
             time.sleep(0.1)
         return self
+
+    def wait_service_synced(self, timeout=30.0):
+        """Wait until the directory service (directory_service=True)
+        answers STATUS with the state synced: its first load is done.
+        Returns the STATUS fields, or raises DovecotError at the
+        deadline."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(5)
+                    s.connect(self.service_socket)
+                    s.sendall(b"VERSION\tmailbox-referrals-directory\t1\t0\n"
+                              b"STATUS\t1\n")
+                    data = b""
+                    while not data.endswith(b"OK\t1\n") and \
+                            not data.startswith(b"FAIL") and \
+                            b"\nFAIL\t" not in data:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                lines = data.decode(errors="replace").split("\n")
+                status = [l.split("\t") for l in lines
+                          if l.startswith("S\t1\t")]
+                if status:
+                    last = status[0]
+                    if last[2] == "synced":
+                        return last
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise DovecotError("%r: the directory service is not synced "
+                                   "within %ss (last STATUS %r)"
+                                   % (self, timeout, last))
+            time.sleep(0.1)
 
     def stop(self, timeout=15.0):
         """Stop the master (SIGTERM) and wait for it and its children;
