@@ -13,12 +13,16 @@ fixed sleep."""
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 
 from common import (check_plugin_built, expect, expect_eq, expect_ok,
-                    expect_usable, referral_response, Failure, PASSWORD,
+                    expect_usable, plugin_settings, referral_response,
+                    Failure, IMAP_PLUGIN_MODULE, PASSWORD, PLUGIN_MODULE,
                     USER)
+from harness import procs
 from harness.dovecot import Dovecot, BUILD_SERVICE
 from harness.imap import ImapClient, strip_timing
 from test_service import (add, connect, make_dovecot, make_slapd,
@@ -76,6 +80,28 @@ def _ldap_sessions():
     text = ldap.log_text()
     return (len(re.findall(r" ACCEPT from ", text)),
             len(re.findall(r" BIND dn=", text)))
+
+
+def _imap_libraries(dovecot):
+    """The shared objects mapped by each imap process of dovecot."""
+    out = {}
+    for pid in procs.children_of(dovecot.master_pid):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() != "imap":
+                    continue
+            with open("/proc/%d/maps" % pid) as f:
+                out[pid] = {os.path.basename(l.split()[-1]) for l in f
+                            if ".so" in l}
+        except OSError:
+            continue
+    return out
+
+
+def _ldap_libraries(libraries):
+    return sorted(l for l in libraries
+                  if l.startswith(("libldap", "liblber", "libsasl2")) or
+                  "mailbox_referrals_ldap" in l)
 
 
 # ---------------------------------------------------------------- tests
@@ -137,6 +163,85 @@ def test_imap_processes_never_connect_to_ldap():
             c.logout()
     expect_eq(_ldap_sessions(), before,
               "slapd's (connections, binds) across three imap sessions")
+
+
+def test_imap_process_maps_no_libldap():
+    """With the service, an imap process that looked up, listed and
+    refused covered names has not loaded libldap, liblber, SASL or the
+    LDAP backend's module; with ldap, the same session has."""
+    with _client() as c:
+        expect(_select(c, "Public/Remote").startswith("NO [REFERRAL "),
+               "SELECT Public/Remote refers")
+        expect_ok(c.command('RLIST "" "Public/*"'), "RLIST")
+        maps = _imap_libraries(home)
+        expect(maps, "an imap process of the session")
+        for pid, libs in maps.items():
+            expect("lib20_mailbox_referrals_plugin.so" in libs,
+                   "imap %d has the mail plugin: %r" % (pid, sorted(libs)))
+            expect_eq(_ldap_libraries(libs), [],
+                      "LDAP libraries in imap %d with the service" % pid)
+        c.logout()
+    ldap_home = Dovecot("e2e-ldap", plugin_settings=plugin_settings(
+        ldap, "127.0.0.1:%d" % home.port))
+    try:
+        ldap_home.start()
+        with _client(ldap_home) as c:
+            expect(_select(c, "Public/Remote").startswith("NO [REFERRAL "),
+                   "SELECT Public/Remote refers with ldap")
+            libs = set()
+            for found in _imap_libraries(ldap_home).values():
+                libs |= found
+            found = _ldap_libraries(libs)
+            expect("lib22_mailbox_referrals_ldap_plugin.so" in found and
+                   any(l.startswith("libldap") for l in found),
+                   "the LDAP backend's module and libldap with ldap: %r"
+                   % found)
+            c.logout()
+    finally:
+        ldap_home.cleanup()
+
+
+def test_plugin_works_without_the_ldap_module():
+    """A module directory holding only the two plugin modules: the
+    service works; ldap fails the login with the reason in the log."""
+    moddir = tempfile.mkdtemp(prefix="mbref-modules-")
+    os.chmod(moddir, 0o755)
+    for path in (PLUGIN_MODULE, IMAP_PLUGIN_MODULE):
+        os.symlink(path, os.path.join(moddir, os.path.basename(path)))
+    port = home.port
+    with_service = make_dovecot("e2e-nomod", ldap,
+                                mailbox_referrals_directory="service")
+    with_service.mail_plugin_dir = moddir
+    with_ldap = Dovecot("e2e-nomod-ldap", mail_plugin_dir=moddir,
+                        plugin_settings=plugin_settings(
+                            ldap, "127.0.0.1:%d" % port))
+    try:
+        with_service.start()
+        with_service.wait_service_synced()
+        with _client(with_service) as c:
+            expect_eq(_select(c, "Public/Remote"),
+                      referral_response([IMAP2], "Public/Remote"),
+                      "SELECT Public/Remote without the ldap module")
+            c.logout()
+        with_ldap.start()
+        with ImapClient(with_ldap.port) as c:
+            # Dovecot's answer to a user whose mail plugin failed: the
+            # session ends at once, nothing is served
+            r = c.login(USER, PASSWORD)
+            expect_eq(strip_timing(r.text),
+                      "OK Logged in, but initialization failed.",
+                      "LOGIN with ldap and no module")
+            expect_eq(c.read_line(), "* BYE Internal error occurred. "
+                      "Refer to server log for more information.",
+                      "the session ends")
+        with_ldap.wait_log(
+            lambda t: "mailbox_referrals_directory: Can't load the ldap "
+            "backend: Plugin 'mailbox_referrals_ldap' not found from "
+            "directory " + moddir in t)
+    finally:
+        with_service.cleanup()
+        with_ldap.cleanup()
+        shutil.rmtree(moddir, ignore_errors=True)
 
 
 def test_change_seen_by_the_next_command_of_an_open_session():
