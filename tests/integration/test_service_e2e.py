@@ -19,7 +19,8 @@ import tempfile
 import time
 
 from common import (check_plugin_built, expect, expect_eq, expect_ok,
-                    expect_usable, plugin_settings, referral_response,
+                    expect_usable, plugin_settings, referral_entry,
+                    referral_response,
                     Failure, IMAP_PLUGIN_MODULE, PASSWORD, PLUGIN_MODULE,
                     USER)
 from harness import procs
@@ -263,6 +264,41 @@ def test_change_seen_by_the_next_command_of_an_open_session():
         expect_eq(_select(c, "Public/Moving"),
                   referral_response([IMAP3], "Public/Moving"),
                   "SELECT after the change, same session")
+        c.logout()
+
+
+def test_oversized_values_fail_closed():
+    """A server value of 1 MB (the schema allows 256 characters) leaves
+    its entry without a usable server: SELECT of its mailbox, which also
+    exists here, answers NO [UNAVAILABLE], never the local copy. A
+    100 KB mailbox name (the schema allows 4096) is not listed."""
+    home.create_public_maildir("Huge")
+    s = connect(home)
+    try:
+        generation = s.status()["generation"]
+    finally:
+        s.close()
+    add(ldap, "Public/Huge", ["10 " + "h" * (1 << 20)])
+    status = wait_change(home, generation, "the 1 MB server value")
+    # under a cn= RDN: slapd refuses a DN of that size
+    ldap.ldapadd(referral_entry("cn=longname", "Public/" + "n" * 100000,
+                                ["10 imap2.example.com"])[1])
+    wait_change(home, status["generation"], "the 100 KB name")
+    with _client() as c:
+        expect_eq(_select(c, "Public/Huge"),
+                  "NO [UNAVAILABLE] Remote mailbox has no usable server "
+                  "in the directory",
+                  "SELECT of a mailbox whose entry has a 1 MB server")
+        r = c.command('RLIST "" "Public/*"')
+        expect_ok(r, "RLIST")
+        expect_eq(sorted(r.untagged), [
+            '* LIST () "/" Public/Tree',
+            '* LIST (\\HasNoChildren) "/" Public/Here',
+            '* LIST (\\HasNoChildren) "/" Public/Huge',
+            '* LIST (\\HasNoChildren) "/" Public/Moving',
+            '* LIST (\\HasNoChildren) "/" Public/Remote',
+        ], "RLIST with oversized values in the directory")
+        expect_usable(c, "after the oversized values")
         c.logout()
 
 
