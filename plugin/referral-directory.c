@@ -5,6 +5,7 @@
 #include "array.h"
 #include "ioloop.h"
 #include "time-util.h"
+#include "module-dir.h"
 #include "referral-settings.h"
 #include "referral-directory-private.h"
 
@@ -13,6 +14,8 @@
 	"Referral directory is unavailable, try again later"
 
 static ARRAY(const struct referral_directory_backend *) backends;
+/* Backend modules loaded on demand (see referral_directory_backend_load) */
+static struct module *backend_modules;
 
 void referral_directory_backend_register(
 	const struct referral_directory_backend *backend)
@@ -44,9 +47,7 @@ referral_directory_backend_find(const char *name)
 	const struct referral_directory_backend *const *b;
 
 	if (!array_is_created(&backends)) {
-		/* the built-in backends; unit tests add theirs */
-		referral_directory_backend_register(
-			&referral_directory_backend_ldap);
+		/* the built-in backend; modules and unit tests add theirs */
 		referral_directory_backend_register(
 			&referral_directory_backend_service);
 	}
@@ -57,6 +58,39 @@ referral_directory_backend_find(const char *name)
 	return NULL;
 }
 
+/* Load the module of a backend that is not built in: only the LDAP one,
+   lib22_mailbox_referrals_ldap_plugin.so next to the mail plugin, so that
+   only processes using it load libldap. Its init function registers it.
+   Other names never become file names. */
+static int
+referral_directory_backend_load(const char *name, const char *module_dir,
+				const char **error_r)
+{
+	struct module_dir_load_settings mod_set;
+
+	if (strcmp(name, "ldap") != 0)
+		return 0;
+	if (module_dir == NULL) {
+		*error_r = "no mail_plugin_dir to load the ldap backend from";
+		return -1;
+	}
+	i_zero(&mod_set);
+	mod_set.abi_version = DOVECOT_ABI_VERSION;
+	mod_set.require_init_funcs = TRUE;
+	if (module_dir_try_load_missing(&backend_modules, module_dir,
+					"mailbox_referrals_ldap", &mod_set,
+					error_r) < 0)
+		return -1;
+	module_dir_init(backend_modules);
+	return 0;
+}
+
+void referral_directory_backends_deinit(void)
+{
+	if (backend_modules != NULL)
+		module_dir_unload(&backend_modules);
+}
+
 int referral_directory_init(const struct referral_directory_params *params,
 			    struct referral_directory **dir_r,
 			    const char **error_r)
@@ -65,6 +99,18 @@ int referral_directory_init(const struct referral_directory_params *params,
 	struct referral_directory *dir;
 
 	backend = referral_directory_backend_find(params->set->directory);
+	if (backend == NULL) {
+		if (referral_directory_backend_load(params->set->directory,
+						    params->module_dir,
+						    error_r) < 0) {
+			*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
+				"directory: Can't load the %s backend: %s",
+				params->set->directory, *error_r);
+			return -1;
+		}
+		backend = referral_directory_backend_find(
+			params->set->directory);
+	}
 	if (backend == NULL) {
 		*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
 			"directory: Unknown directory backend '%s' "

@@ -22,6 +22,8 @@ struct referral_directory_params {
 	void *lookup_context;
 	/* Dovecot's base_dir: where the service backend finds its socket */
 	const char *base_dir;
+	/* mail_plugin_dir: where backend modules are loaded from (ldap) */
+	const char *module_dir;
 	struct event *event_parent;
 };
 
@@ -32,6 +34,9 @@ int referral_directory_init(const struct referral_directory_params *params,
 			    struct referral_directory **dir_r,
 			    const char **error_r);
 void referral_directory_deinit(struct referral_directory **dir);
+/* Unload the backend modules loaded by referral_directory_init() (at the
+   plugin's deinit). */
+void referral_directory_backends_deinit(void);
 
 /* Returns TRUE while the directory is failing (its outage is logged). */
 bool referral_directory_is_failing(const struct referral_directory *dir);

@@ -2,6 +2,7 @@
    SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
 #include "lib.h"
+#include "referral-directory.h"
 #include "referral-plugin.h"
 
 const char *mailbox_referrals_plugin_version = DOVECOT_ABI_VERSION;
@@ -20,4 +21,5 @@ void mailbox_referrals_plugin_init(struct module *module)
 void mailbox_referrals_plugin_deinit(void)
 {
 	mail_storage_hooks_remove(&referral_mail_storage_hooks);
+	referral_directory_backends_deinit();
 }

@@ -7,8 +7,9 @@
 #include "settings-parser.h"
 #include "referral-settings.h"
 
-/* The in-process LDAP backend until the service is the tested default. */
-#define REFERRAL_DEFAULT_DIRECTORY "ldap"
+/* The directory service: no LDAP in mail processes (README, "The
+   directory service"); ldap keeps the in-process backend. */
+#define REFERRAL_DEFAULT_DIRECTORY "service"
 #define REFERRAL_DEFAULT_CACHE_TTL_SECS 60
 #define REFERRAL_DEFAULT_CACHE_SIZE 1000
 

@@ -77,6 +77,7 @@ void referral_mail_user_created(struct mail_user *user)
 	params.lookup = referral_user_setting;
 	params.lookup_context = user;
 	params.base_dir = user->set->base_dir;
+	params.module_dir = user->set->mail_plugin_dir;
 	params.event_parent = ruser->event;
 	if (referral_directory_init(&params, &ruser->dir, &error) < 0) {
 		user->error = p_strdup_printf(user->pool,

@@ -75,7 +75,7 @@ static void test_referral_settings_defaults(void)
 	test_assert(set->cache_size == 1000);
 	test_assert(set->shuffle);
 	test_assert(!set->subscriptions_refer);
-	test_assert_strcmp(set->directory, "ldap");
+	test_assert_strcmp(set->directory, "service");
 	test_assert(test_ldap->scope == REFERRAL_LDAP_SCOPE_SUBTREE);
 	test_assert(test_ldap->timeout_msecs == 5000);
 	test_assert(!test_ldap->tls);

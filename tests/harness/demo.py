@@ -10,7 +10,10 @@
   remote  Dovecot on 127.0.0.1:10144, holding Public/Sales, Public/Projects,
           Public/Projects/2026 and Public/Archive/2025, seeded over IMAP
 
-Both have the stats metric blocks of harness.dovecot.METRICS_CONFIG.
+Both have the stats metric blocks of harness.dovecot.METRICS_CONFIG, and
+run the directory service (mailbox_referrals_directory = service) from the
+installed executable; slapd has the syncprov overlay, so the services
+follow changes of the directory at once.
 
 Both Dovecot instances load the installed plugin modules (make install).
 Everything lives in $MAILBOX_REFERRALS_DEMO_DIR (default
@@ -24,7 +27,7 @@ import sys
 import urllib.parse
 
 from . import REPO_ROOT
-from .dovecot import Dovecot, INSTALLED_MODULE_DIR
+from .dovecot import Dovecot, INSTALLED_MODULE_DIR, INSTALLED_SERVICE
 from .imap import ImapClient, message, quote
 from .ports import port_is_open, wait_port_closed
 from .slapd import Slapd, SUFFIX, ROOTDN, ROOTPW
@@ -63,6 +66,8 @@ def _settings(self_address):
         "mailbox_referrals_ldap_scope": "subtree",
         "mailbox_referrals_ldap_timeout": "3s",
         "mailbox_referrals_cache_ttl": "60s",
+        # the imap processes ask the service, the only one to speak LDAP
+        "mailbox_referrals_directory": "service",
     }
 
 
@@ -78,17 +83,19 @@ protocol imap {
 
 def _servers():
     ldap = Slapd(workdir=os.path.join(DEMO_DIR, "ldap"), port=LDAP_PORT,
-                 config_format="cnconfig", detached=True)
+                 config_format="cnconfig", syncprov=True, detached=True)
     home = Dovecot("home", workdir=os.path.join(DEMO_DIR, "home"),
                    port=HOME_PORT, mail_plugin_dir=INSTALLED_MODULE_DIR,
                    plugin_settings=_settings("127.0.0.1:%d" % HOME_PORT),
                    metrics=True, extra_config=CAPABILITY_CONFIG,
-                   detached=True)
+                   directory_service=True,
+                   service_executable=INSTALLED_SERVICE, detached=True)
     remote = Dovecot("remote", workdir=os.path.join(DEMO_DIR, "remote"),
                      port=REMOTE_PORT, mail_plugin_dir=INSTALLED_MODULE_DIR,
                      plugin_settings=_settings("127.0.0.1:%d" % REMOTE_PORT),
                      metrics=True, extra_config=CAPABILITY_CONFIG,
-                     detached=True)
+                     directory_service=True,
+                     service_executable=INSTALLED_SERVICE, detached=True)
     return ldap, home, remote
 
 
@@ -159,6 +166,9 @@ def start():
             ldap.ldapadd(f.read())
         home.start()
         remote.start()
+        # the services load the directory once started: wait for both
+        home.wait_service_synced()
+        remote.wait_service_synced()
         _seed(remote)
     except Exception:
         for server in (home, remote, ldap):
@@ -221,6 +231,9 @@ The demo deployment:
           referral entries under ou=referrals,{suffix}
   home    IMAP 127.0.0.1:{home}   (users alice and bob, password secret)
   remote  IMAP 127.0.0.1:{remote}
+  Both ask their directory service (mailbox_referrals_directory = service),
+  which follows slapd's changes (syncprov): an ldapmodify of an entry is
+  seen by the next command of a running session.
 
 Try it yourself:
   telnet 127.0.0.1 {home}

@@ -38,7 +38,16 @@ DOVECONF = "/usr/bin/doveconf"
 INSTALLED_MODULE_DIR = "/usr/lib/dovecot/modules"
 BUILD_MODULE_DIR = os.path.join(REPO_ROOT, "plugin", ".libs")
 PLUGIN_FILES = ("lib20_mailbox_referrals_plugin.so",
-                "lib21_imap_mailbox_referrals_plugin.so")
+                "lib21_imap_mailbox_referrals_plugin.so",
+                "lib22_mailbox_referrals_ldap_plugin.so")
+# The directory service as built in the tree (README, "The directory
+# service"); Dovecot's `executable` takes an absolute path.
+BUILD_SERVICE = os.path.join(REPO_ROOT, "service",
+                             "mailbox-referrals-directory")
+# ... and as make install (or the package) puts it, next to Dovecot's own
+# services.
+INSTALLED_SERVICE = os.path.join(os.path.dirname(INSTALLED_MODULE_DIR),
+                                 "mailbox-referrals-directory")
 
 DEFAULT_USERS = {"alice": "secret", "bob": "secret"}
 
@@ -130,7 +139,8 @@ class Dovecot:
                  plugin_settings=None, with_plugin=True,
                  mail_plugin_dir=None, users=None,
                  extra_users=None, debug=False, extra_config="",
-                 metrics=False, detached=False):
+                 metrics=False, detached=False, directory_service=False,
+                 service_executable=BUILD_SERVICE):
         """name: short label used in paths and repr.
         plugin_settings: dict written into plugin { }.
         with_plugin: load mailbox_referrals / imap_mailbox_referrals.
@@ -143,6 +153,9 @@ class Dovecot:
         metrics: the stats metrics of METRICS_CONFIG (read them with
         doveadm_stats_dump()).
         detached: the instance survives this Python process (demo).
+        directory_service: add the service block of the directory service
+        (service_executable), listening on
+        <base_dir>/mailbox-referrals-directory (see service_socket).
         """
         self.name = name
         self.own_workdir = workdir is None
@@ -158,6 +171,8 @@ class Dovecot:
         self.extra_config = extra_config
         self.metrics = metrics
         self.detached = detached
+        self.directory_service = directory_service
+        self.service_executable = service_executable
         self.master_pid = None
 
     def __repr__(self):
@@ -179,6 +194,26 @@ class Dovecot:
     @property
     def base_dir(self):
         return self.path("run")
+
+    @property
+    def service_socket(self):
+        return os.path.join(self.base_dir, "mailbox-referrals-directory")
+
+    def service_config(self):
+        """The service block README's "The directory service" documents,
+        with the executable from the build tree. The mail processes run
+        as uid MAIL_UID, so the listener is open to every local user."""
+        return """\
+service mailbox-referrals-directory {{
+  executable = {exe}
+  user = $default_internal_user
+  process_limit = 1
+  process_min_avail = 1
+  unix_listener mailbox-referrals-directory {{
+    mode = 0666
+  }}
+}}
+""".format(exe=self.service_executable)
 
     @property
     def address(self):
@@ -269,6 +304,7 @@ plugin {{
            uid=MAIL_UID, gid=MAIL_GID,
            plugins=plugins, plugin_lines=plugin_lines,
            extra=(METRICS_CONFIG if self.metrics else "") +
+           (self.service_config() if self.directory_service else "") +
            self.extra_config)
 
     def write_config(self):
@@ -369,6 +405,43 @@ plugin {{
                     self, timeout, self.log_text(log_offset)))
             time.sleep(0.1)
         return self
+
+    def wait_service_synced(self, timeout=30.0):
+        """Wait until the directory service (directory_service=True)
+        answers STATUS with the state synced: its first load is done.
+        Returns the STATUS fields, or raises DovecotError at the
+        deadline."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(5)
+                    s.connect(self.service_socket)
+                    s.sendall(b"VERSION\tmailbox-referrals-directory\t1\t0\n"
+                              b"STATUS\t1\n")
+                    data = b""
+                    while not data.endswith(b"OK\t1\n") and \
+                            not data.startswith(b"FAIL") and \
+                            b"\nFAIL\t" not in data:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                lines = data.decode(errors="replace").split("\n")
+                status = [l.split("\t") for l in lines
+                          if l.startswith("S\t1\t")]
+                if status:
+                    last = status[0]
+                    if last[2] == "synced":
+                        return last
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise DovecotError("%r: the directory service is not synced "
+                                   "within %ss (last STATUS %r)"
+                                   % (self, timeout, last))
+            time.sleep(0.1)
 
     def stop(self, timeout=15.0):
         """Stop the master (SIGTERM) and wait for it and its children;

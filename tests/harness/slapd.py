@@ -78,7 +78,7 @@ class Slapd:
                  extra_schema_files=(), limits=(), access=(), nosync=False,
                  extra_db_config=(), tls_cert_file=None, tls_key_file=None,
                  tls_ca_file=None, ldaps=False, ldaps_port=None,
-                 client_starttls=False):
+                 client_starttls=False, syncprov=False):
         """workdir: directory for config, data and log (a new temporary
         directory when None; removed by cleanup() only in that case).
         port: fixed port, or None for a free one.
@@ -106,6 +106,8 @@ class Slapd:
         client_starttls: the harness's client tools use STARTTLS and
         verify the server against tls_ca_file (the readiness probe, an
         anonymous search of the root DSE, stays in clear text).
+        syncprov: load the syncprov overlay on the database, so that
+        clients can follow it with RFC 4533 (the directory service).
         """
         if config_format not in ("cnconfig", "slapdconf"):
             raise ValueError("config_format must be cnconfig or slapdconf")
@@ -133,6 +135,7 @@ class Slapd:
             raise ValueError("client_starttls needs tls_ca_file")
         self.ldaps_port = (ldaps_port or free_port()) if ldaps else None
         self.client_starttls = bool(client_starttls)
+        self.syncprov = bool(syncprov)
         self.proc = None
         self.paused = False
 
@@ -214,7 +217,7 @@ objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: {moddir}
 olcModuleLoad: back_mdb
-
+{syncprov_module}
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
 cn: schema
@@ -244,9 +247,16 @@ olcDbIndex: imapReferralMailbox eq,sub
 olcDbMaxSize: 104857600
 """.format(w=self.workdir, moddir=MODULE_DIR, data=self.data_dir,
            suffix=SUFFIX, rootdn=ROOTDN, rootpw=ROOTPW,
+           syncprov_module="olcModuleLoad: syncprov\n" if self.syncprov
+           else "",
            tls="".join("%s: %s\n" % kv for kv in self._tls_settings("olc")),
            includes="\n\n".join("include: " + file_url(p) for p in includes))
         text += "".join(l + "\n" for l in self._cnconfig_db_lines())
+        if self.syncprov:
+            text += ("\ndn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config\n"
+                     "objectClass: olcOverlayConfig\n"
+                     "objectClass: olcSyncProvConfig\n"
+                     "olcOverlay: syncprov\n")
         path = os.path.join(self.workdir, "config.ldif")
         with open(path, "w") as f:
             f.write(text)
@@ -271,6 +281,8 @@ olcDbMaxSize: 104857600
             "modulepath %s" % MODULE_DIR,
             "moduleload back_mdb",
         ]
+        if self.syncprov:
+            lines.append("moduleload syncprov")
         lines += ["%s %s" % kv for kv in self._tls_settings("")]
         lines += [
             "database mdb",
@@ -283,6 +295,8 @@ olcDbMaxSize: 104857600
             "index imapReferralMailbox eq,sub",
         ]
         lines += self._slapdconf_db_lines()
+        if self.syncprov:
+            lines.append("overlay syncprov")
         with open(self.config_file, "w") as f:
             f.write("\n".join(lines) + "\n")
         r = subprocess.run(["/usr/sbin/slaptest", "-u", "-f", self.config_file],

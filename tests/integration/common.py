@@ -140,6 +140,9 @@ def plugin_settings(ldap, self_value, namespaces="Public/", **extra):
         "mailbox_referrals_ldap_scope": "subtree",
         "mailbox_referrals_ldap_timeout": "3s",
         "mailbox_referrals_cache_ttl": "60s",
+        # the in-process backend (its module); tests of the directory
+        # service override this
+        "mailbox_referrals_directory": "ldap",
     }
     settings.update(extra)
     return settings
