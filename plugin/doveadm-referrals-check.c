@@ -144,19 +144,6 @@ void referral_check_add_local(struct referral_check *check,
 	local->selectable = selectable;
 }
 
-static int
-referral_check_entry_cmp(const struct referral_entry *const *e1,
-			 const struct referral_entry *const *e2)
-{
-	int ret;
-
-	if ((ret = strcmp((*e1)->mailbox, (*e2)->mailbox)) != 0)
-		return ret;
-	if ((*e1)->subtree != (*e2)->subtree)
-		return (*e1)->subtree ? 1 : -1;
-	return strcmp((*e1)->dn, (*e2)->dn);
-}
-
 /* Entries of one name and scope: sessions use the first by
    referral_entry_precedes() (the smallest DN); the others are reported. */
 static void referral_check_duplicates(struct referral_check *check)
@@ -168,7 +155,7 @@ static void referral_check_duplicates(struct referral_check *check)
 	t_array_init(&sorted, array_count(&check->entries));
 	array_foreach(&check->entries, entry)
 		array_push_back(&sorted, &entry);
-	array_sort(&sorted, referral_check_entry_cmp);
+	array_sort(&sorted, referral_entry_cmp);
 
 	entries = array_get(&sorted, &count);
 	for (i = 0; i < count; i++) {

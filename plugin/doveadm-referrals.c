@@ -233,20 +233,6 @@ static struct doveadm_mail_cmd_context *cmd_referrals_lookup_alloc(void)
 
 /* --------------------------------------------------------------- list */
 
-static int
-referrals_entry_cmp(const struct referral_entry *const *e1,
-		    const struct referral_entry *const *e2)
-{
-	int ret;
-
-	if ((ret = strcmp((*e1)->mailbox, (*e2)->mailbox)) != 0)
-		return ret;
-	/* as referral_entry_precedes(): the entry sessions use first */
-	if ((*e1)->subtree != (*e2)->subtree)
-		return (*e1)->subtree ? 1 : -1;
-	return strcmp((*e1)->dn, (*e2)->dn);
-}
-
 static void referrals_list_print(const struct referral_entry *entry)
 {
 	ARRAY_TYPE(referral_server) servers;
@@ -293,7 +279,7 @@ referrals_list_namespace(struct doveadm_mail_cmd_context *ctx,
 	t_array_init(&sorted, array_count(&record->entries));
 	array_foreach(&record->entries, entry)
 		array_push_back(&sorted, &entry);
-	array_sort(&sorted, referrals_entry_cmp);
+	array_sort(&sorted, referral_entry_cmp);
 	array_foreach(&sorted, entryp) T_BEGIN {
 		if (imap_match(glob, (*entryp)->mailbox) == IMAP_MATCH_YES)
 			referrals_list_print(*entryp);

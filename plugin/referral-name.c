@@ -42,6 +42,18 @@ bool referral_entry_precedes(const struct referral_entry *entry1,
 	return strcmp(entry1->dn, entry2->dn) < 0;
 }
 
+int referral_entry_cmp(const struct referral_entry *const *entry1,
+		       const struct referral_entry *const *entry2)
+{
+	int ret;
+
+	if ((ret = strcmp((*entry1)->mailbox, (*entry2)->mailbox)) != 0)
+		return ret;
+	if (*entry1 == *entry2)
+		return 0;
+	return referral_entry_precedes(*entry1, *entry2) ? -1 : 1;
+}
+
 const struct referral_entry *
 referral_entries_find_covering(const ARRAY_TYPE(referral_entry) *entries,
 			       const char *vname, char sep)

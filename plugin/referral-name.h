@@ -31,6 +31,10 @@ bool referral_name_is_ancestor(const char *ancestor, const char *vname,
    deployment makes the same choice whatever order the directory uses. */
 bool referral_entry_precedes(const struct referral_entry *entry1,
 			     const struct referral_entry *entry2);
+/* array_sort() order of entry pointers: by mailbox name, then the entry
+   sessions use first (referral_entry_precedes()). */
+int referral_entry_cmp(const struct referral_entry *const *entry1,
+		       const struct referral_entry *const *entry2);
 
 /* Choose the entry covering vname among entries: its own entry, else the
    deepest subtree entry above it (see referral_entry_precedes() for ties).
