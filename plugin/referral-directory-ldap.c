@@ -18,6 +18,7 @@
 
 #define LDAP_DEPRECATED 0
 #include <ldap.h>
+#include "referral-ldap-options.h"
 #include <poll.h>
 
 #define REFERRAL_LDAP_OBJECTCLASS "imapMailboxReferral"
@@ -277,21 +278,6 @@ static void referral_ldap_set_timeouts(struct ldap_referral_directory *ldir)
 	(void)ldap_set_option(ldir->ld, LDAP_OPT_TIMEOUT, &tv);
 }
 
-static int referral_ldap_require_cert(const char *value)
-{
-	if (value == NULL || strcmp(value, "demand") == 0)
-		return LDAP_OPT_X_TLS_DEMAND;
-	if (strcmp(value, "never") == 0)
-		return LDAP_OPT_X_TLS_NEVER;
-	if (strcmp(value, "hard") == 0)
-		return LDAP_OPT_X_TLS_HARD;
-	if (strcmp(value, "allow") == 0)
-		return LDAP_OPT_X_TLS_ALLOW;
-	if (strcmp(value, "try") == 0)
-		return LDAP_OPT_X_TLS_TRY;
-	i_unreached(); /* checked by the settings parser */
-}
-
 static int
 referral_ldap_set_tls_option(LDAP *ld, int option, const char *name,
 			     const void *value, const char **error_r)
@@ -309,7 +295,7 @@ referral_ldap_set_tls_options(struct ldap_referral_directory *ldir,
 			      const char **error_r)
 {
 	const struct referral_ldap_settings *set = ldir->set;
-	int require_cert = referral_ldap_require_cert(set->tls_require_cert);
+	int require_cert = referral_ldap_require_cert_option(set->tls_require_cert);
 	int newctx = 0;
 
 #define TLS_FILE_OPTION(option, field) \
@@ -406,19 +392,6 @@ referral_ldap_connect(struct ldap_referral_directory *ldir,
 		return -1;
 	}
 	return 0;
-}
-
-static int referral_ldap_scope(enum referral_ldap_scope scope)
-{
-	switch (scope) {
-	case REFERRAL_LDAP_SCOPE_BASE:
-		return LDAP_SCOPE_BASE;
-	case REFERRAL_LDAP_SCOPE_ONELEVEL:
-		return LDAP_SCOPE_ONELEVEL;
-	case REFERRAL_LDAP_SCOPE_SUBTREE:
-		return LDAP_SCOPE_SUBTREE;
-	}
-	i_unreached();
 }
 
 /* Returns the first value of attr, or NULL. Values with NUL bytes come out
@@ -533,7 +506,7 @@ referral_ldap_search_all(struct ldap_referral_directory *ldir,
 		event_inc_int(ldir->dir.request_event, "searches", 1);
 		/* the size limit also stops a server that ignores paging */
 		ret = ldap_search_ext_s(ldir->ld, ldir->set->base,
-					referral_ldap_scope(ldir->set->scope),
+					referral_ldap_scope_option(ldir->set->scope),
 					filter, (char **)referral_ldap_attrs,
 					0, server_ctrls, NULL, &tv,
 					REFERRAL_LDAP_MAX_ENTRIES + 1, &res);

@@ -28,6 +28,7 @@
 
 #define LDAP_DEPRECATED 0
 #include <ldap.h>
+#include "referral-ldap-options.h"
 
 #define LOADER_OBJECTCLASS_FILTER "(objectClass=imapMailboxReferral)"
 #define LOADER_PAGE_SIZE 500
@@ -159,36 +160,10 @@ static void loader_reachable(void)
 	}
 }
 
-static int loader_scope(enum referral_ldap_scope scope)
-{
-	switch (scope) {
-	case REFERRAL_LDAP_SCOPE_BASE:
-		return LDAP_SCOPE_BASE;
-	case REFERRAL_LDAP_SCOPE_ONELEVEL:
-		return LDAP_SCOPE_ONELEVEL;
-	case REFERRAL_LDAP_SCOPE_SUBTREE:
-		return LDAP_SCOPE_SUBTREE;
-	}
-	i_unreached();
-}
-
-static int loader_tls_require_cert(const char *value)
-{
-	if (value == NULL || strcmp(value, "demand") == 0)
-		return LDAP_OPT_X_TLS_DEMAND;
-	if (strcmp(value, "never") == 0)
-		return LDAP_OPT_X_TLS_NEVER;
-	if (strcmp(value, "hard") == 0)
-		return LDAP_OPT_X_TLS_HARD;
-	if (strcmp(value, "allow") == 0)
-		return LDAP_OPT_X_TLS_ALLOW;
-	return LDAP_OPT_X_TLS_TRY;
-}
-
 static int loader_set_tls(const struct referral_ldap_settings *set,
 			  const char **error_r)
 {
-	int require_cert = loader_tls_require_cert(set->tls_require_cert);
+	int require_cert = referral_ldap_require_cert_option(set->tls_require_cert);
 	int newctx = 0;
 
 	if ((set->tls_ca_cert_file != NULL &&
@@ -344,7 +319,7 @@ static void loader_start_search(void)
 		return;
 	}
 	ctrls[0] = ctrl;
-	ret = ldap_search_ext(loader.ld, set->base, loader_scope(set->scope),
+	ret = ldap_search_ext(loader.ld, set->base, referral_ldap_scope_option(set->scope),
 			      LOADER_OBJECTCLASS_FILTER,
 			      (char **)loader_attrs, 0, ctrls, NULL, NULL,
 			      LDAP_NO_LIMIT, &loader.msgid);
