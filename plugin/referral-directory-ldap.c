@@ -295,7 +295,8 @@ referral_ldap_set_tls_options(struct ldap_referral_directory *ldir,
 			      const char **error_r)
 {
 	const struct referral_ldap_settings *set = ldir->set;
-	int require_cert = referral_ldap_require_cert_option(set->tls_require_cert);
+	int require_cert =
+		referral_ldap_require_cert_option(set->tls_require_cert);
 	int newctx = 0;
 
 #define TLS_FILE_OPTION(option, field) \

@@ -163,7 +163,8 @@ static void loader_reachable(void)
 static int loader_set_tls(const struct referral_ldap_settings *set,
 			  const char **error_r)
 {
-	int require_cert = referral_ldap_require_cert_option(set->tls_require_cert);
+	int require_cert =
+		referral_ldap_require_cert_option(set->tls_require_cert);
 	int newctx = 0;
 
 	if ((set->tls_ca_cert_file != NULL &&
@@ -319,7 +320,8 @@ static void loader_start_search(void)
 		return;
 	}
 	ctrls[0] = ctrl;
-	ret = ldap_search_ext(loader.ld, set->base, referral_ldap_scope_option(set->scope),
+	ret = ldap_search_ext(loader.ld, set->base,
+			      referral_ldap_scope_option(set->scope),
 			      LOADER_OBJECTCLASS_FILTER,
 			      (char **)loader_attrs, 0, ctrls, NULL, NULL,
 			      LDAP_NO_LIMIT, &loader.msgid);
