@@ -49,6 +49,8 @@ struct service_referral_directory {
 	bool connection_lost;
 	uint32_t last_id;
 	struct timeval deadline;
+	/* most entries accepted in one reply */
+	unsigned int max_entries;
 };
 
 static void referral_service_disconnect(struct service_referral_directory *sdir)
@@ -82,6 +84,15 @@ void referral_directory_service_attach_fd(struct referral_directory *dir,
 
 	referral_service_disconnect(sdir);
 	referral_service_attach(sdir, fd);
+}
+
+void referral_directory_service_set_max_entries(struct referral_directory *dir,
+						unsigned int max_entries)
+{
+	struct service_referral_directory *sdir =
+		container_of(dir, struct service_referral_directory, dir);
+
+	sdir->max_entries = max_entries;
 }
 
 static int
@@ -292,6 +303,14 @@ referral_service_parse_reply(struct service_referral_directory *sdir,
 		return -1;
 	}
 	/* E id dn mailbox scope remote_name server... */
+	if (array_count(entries) >= sdir->max_entries) {
+		/* the rest of the reply stays unread: malformed closes the
+		   connection */
+		*error_r = t_strdup_printf("The directory service sent more "
+			"than %u entries for one request: too many to list in "
+			"a mail process", sdir->max_entries);
+		return -1;
+	}
 	if (count < 6) {
 		*error_r = referral_service_malformed(sdir,
 			"entry with missing fields", line);
@@ -496,6 +515,7 @@ referral_service_init(const struct referral_directory_params *params,
 	sdir->socket_path = i_strdup(path);
 	sdir->timeout_msecs = timeout_msecs;
 	sdir->fd = -1;
+	sdir->max_entries = REFERRAL_SERVICE_MAX_REPLY_ENTRIES;
 	*dir_r = &sdir->dir;
 	return 0;
 }

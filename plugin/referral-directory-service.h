@@ -13,11 +13,19 @@ struct referral_directory;
 #define REFERRAL_SERVICE_VERSION_MINOR 0
 /* Longest line either side sends, LF included. */
 #define REFERRAL_SERVICE_MAX_LINE_LENGTH 65536
+/* Most entries one reply may bring into the process: the replica may hold
+   far more (mailbox_referrals_directory_max_entries), but an imap process
+   keeps a listing in memory and has Dovecot's 256 MB default vsz_limit;
+   the same cap as the ldap backend's listings. */
+#define REFERRAL_SERVICE_MAX_REPLY_ENTRIES 50000
 
 /* Use fd (connected, e.g. one end of a socketpair) as the connection to
    the service instead of connecting to the socket: the handshake is sent
    and expected on it as on a new connection. The directory owns fd. */
 void referral_directory_service_attach_fd(struct referral_directory *dir,
 					  int fd);
+/* Lower REFERRAL_SERVICE_MAX_REPLY_ENTRIES for this directory (tests). */
+void referral_directory_service_set_max_entries(struct referral_directory *dir,
+						unsigned int max_entries);
 
 #endif

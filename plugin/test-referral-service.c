@@ -193,6 +193,30 @@ static void test_service_list(void)
 	test_end();
 }
 
+static void test_service_too_many_entries(void)
+{
+	ARRAY_TYPE(referral_directory_entry) entries;
+	const char *error;
+
+	test_begin("service client: a reply with too many entries");
+	test_dir_init();
+	test_attach_pair();
+	referral_directory_service_set_max_entries(test_dir, 2);
+	test_peer_send(VERSION_LINE
+		"E\t1\tcn=a\tPublic/a\t\t\t10 a.example.com\n"
+		"E\t1\tcn=b\tPublic/b\t\t\t10 a.example.com\n"
+		"E\t1\tcn=c\tPublic/c\t\t\t10 a.example.com\n"
+		"OK\t1\n");
+	t_array_init(&entries, 4);
+	test_assert(test_dir->v.list(test_dir, "Public", pool_datastack_create(),
+				     &entries, &error) == -1);
+	/* nothing of the cut reply is kept */
+	test_assert(array_count(&entries) == 0);
+	test_assert(strstr(error, "more than 2 entries") != NULL);
+	test_deinit();
+	test_end();
+}
+
 static void test_service_fail(void)
 {
 	ARRAY_TYPE(referral_directory_entry) entries;
@@ -420,6 +444,7 @@ int main(void)
 	static void (*const test_functions[])(void) = {
 		test_service_lookup,
 		test_service_list,
+		test_service_too_many_entries,
 		test_service_fail,
 		test_service_malformed,
 		test_service_timeout,
