@@ -211,6 +211,11 @@ static int directory_list_continue(struct directory_client *client)
 				list->last_dn = i_strdup(entry->dn);
 			}
 			o_stream_uncork(client->conn.output);
+			/* The uncork may have handed the whole buffer to the
+			   socket: the stream then waits for nothing and would
+			   never call the flush callback that continues this
+			   listing. Ask for the call. */
+			o_stream_set_flush_pending(client->conn.output, TRUE);
 			return 0;
 		}
 		for (n = 0; n < DIRECTORY_CLIENT_LIST_BATCH; n++, idx++) {
