@@ -497,6 +497,29 @@ def test_slow_list_reader_does_not_delay_others():
     c.close()
 
 
+def test_fast_list_reader_gets_every_listing():
+    """A client that reads at once drains each batch of a LIST from the
+    socket before the service looks again: the listing must still go on
+    (it once stalled there until the client timed out, most often on
+    the second LIST of a connection)."""
+    ldap = persist_ldap
+    c = connect(persist_dovecot)
+    before = c.status()["entries"]
+    text = "".join(referral_entry(None, "Fast/%05d-%s" % (i, "f" * 200),
+                                  [SERVER])[1] + "\n" for i in range(3000))
+    ldap.ldapadd(text, timeout=300)
+    wait_status(persist_dovecot, lambda s: s["entries"] == before + 3000,
+                "3000 entries added")
+    fast = connect(persist_dovecot, timeout=10)
+    for n in range(3):
+        lines, end = fast.request("LIST", "Fast/")
+        expect_eq((len(lines), end[0]), (3000, "OK"),
+                  "LIST %d of one connection" % (n + 1))
+        expect_eq(lines[-1][3], "Fast/02999-" + "f" * 200, "last listed")
+    fast.close()
+    c.close()
+
+
 def test_service_killed_restarts_and_reloads():
     pid = wait_until(lambda: service_pid(persist_dovecot), timeout=DEADLINE)
     expect(pid, "the service process is running")
