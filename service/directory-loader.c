@@ -543,6 +543,17 @@ static void loader_poll_later(void)
 	loader_schedule(directory_service->set.poll_interval_secs * 1000);
 }
 
+/* The sync search cannot be used (reason): drop the load it began and
+   read the directory with paged searches from now on. */
+static void loader_fall_back_to_poll(const char *reason)
+{
+	loader.try_persist = FALSE;
+	directory_service->persist = FALSE;
+	loader_load_finished(reason);
+	replica_unref(&loader.loading);
+	loader_start_search();
+}
+
 /* The search ended. */
 static void loader_search_result(LDAPMessage *msg)
 {
@@ -564,13 +575,9 @@ static void loader_search_result(LDAPMessage *msg)
 		       "The directory doesn't support RFC 4533 sync (%s): "
 		       "re-reading it every %u seconds", ldap_err2string(err),
 		       directory_service->set.poll_interval_secs);
-		loader.try_persist = FALSE;
-		directory_service->persist = FALSE;
-		loader_load_finished("the sync control was refused");
-		replica_unref(&loader.loading);
 		ldap_controls_free(ctrls);
 		ldap_memfree(errmsg);
-		loader_start_search();
+		loader_fall_back_to_poll("the sync control was refused");
 		return;
 	}
 	if (loader.try_persist && loader.phase == LOADER_LOADING &&
@@ -583,13 +590,9 @@ static void loader_search_result(LDAPMessage *msg)
 			  "slapd's limits): re-reading it with paged searches "
 			  "every %u seconds instead",
 			  directory_service->set.poll_interval_secs);
-		loader.try_persist = FALSE;
-		directory_service->persist = FALSE;
-		loader_load_finished("size limit exceeded");
-		replica_unref(&loader.loading);
 		ldap_controls_free(ctrls);
 		ldap_memfree(errmsg);
-		loader_start_search();
+		loader_fall_back_to_poll("size limit exceeded");
 		return;
 	}
 	if (err != LDAP_SUCCESS) {
