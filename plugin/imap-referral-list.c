@@ -24,6 +24,7 @@
 #include "mail-namespace.h"
 #include "mailbox-list-iter.h"
 #include "referral-mailbox-list.h"
+#include "referral-plugin.h"
 #include "imap-referral-plugin.h"
 
 /* The parenthesised list an option word may appear in */
@@ -576,6 +577,7 @@ static bool cmd_rlist(struct client_command_context *cmd)
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
+	mailbox_referrals_user_set_aware(cmd->client->user);
 	/* RLIST <ref> "": the request for the hierarchy separator and root,
 	   whose answer does not depend on where mailboxes live */
 	if (!IMAP_ARG_IS_EOL(args) && args[0].type != IMAP_ARG_LIST &&
@@ -591,6 +593,7 @@ static bool cmd_rlsub(struct client_command_context *cmd)
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
+	mailbox_referrals_user_set_aware(cmd->client->user);
 	return rlist_run(cmd, args, TRUE, TRUE);
 }
 
@@ -625,6 +628,7 @@ static bool cmd_list_maybe_remote(struct client_command_context *cmd)
 		/* Dovecot's LIST reads the same arguments again, parsed */
 		return dovecot_cmd_list(cmd);
 	}
+	mailbox_referrals_user_set_aware(cmd->client->user);
 	return rlist_run(cmd, args, FALSE, FALSE);
 }
 

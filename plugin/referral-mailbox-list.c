@@ -28,6 +28,7 @@
 #include "referral-lookup.h"
 #include "referral-mailbox-list.h"
 #include "referral-plugin.h"
+#include "referral-proxy.h"
 
 #define REFERRAL_LIST_ITERATE_CONTEXT(obj) \
 	MODULE_CONTEXT_REQUIRE(obj, referral_mailbox_list_module)
@@ -92,7 +93,10 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	_ctx = rlist->module_ctx.super.iter_init(list, patterns, flags);
 	ctx = p_new(_ctx->pool, struct referral_mailbox_list_iterate_context, 1);
 	ctx->ruser = ruser;
-	ctx->remote_mode = (flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0;
+	/* A proxied session uses remote mailboxes as if they were here:
+	   its plain listings show them too. */
+	ctx->remote_mode = (flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0 ||
+		referral_proxy_active(ruser);
 	MODULE_CONTEXT_SET(_ctx, referral_mailbox_list_module, ctx);
 
 	if (!ctx->remote_mode && referral_directory_answers_fresh(ruser->dir)) {

@@ -10,6 +10,7 @@
 
 #include "lib.h"
 #include "array.h"
+#include "str-sanitize.h"
 #include "mail-namespace.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
@@ -17,6 +18,7 @@
 #include "referral-listing.h"
 #include "referral-lookup.h"
 #include "referral-url.h"
+#include "referral-proxy.h"
 #include "referral-plugin.h"
 
 struct referral_storage_module referral_storage_module =
@@ -53,6 +55,26 @@ referral_mailbox_lookup(struct mailbox *box, struct referral_target *target_r)
 	return ret;
 }
 
+/* A proxy's session asked for a mailbox that this server's directory
+   places elsewhere: the two servers' directories disagree. */
+static void
+referral_mailbox_disagree(struct mailbox *box,
+			  const struct referral_target *target)
+{
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
+	const struct referral_server *server = array_front(&target->servers);
+
+	e_error(ruser->event, "Mailbox %s: a proxy asked for it, but this "
+		"server's directory places it on %s: the directories "
+		"disagree (not referring or proxying further, to avoid a loop)",
+		str_sanitize(box->vname, 128),
+		referral_host_to_string(&server->addr));
+	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
+		"The referral directories of the servers disagree "
+		"about where this mailbox is");
+}
+
 /* Returns 0 if this server serves the mailbox, -1 with the storage error
    set to the referral (or to UNAVAILABLE) if not. */
 static int referral_mailbox_check(struct mailbox *box)
@@ -63,9 +85,20 @@ static int referral_mailbox_check(struct mailbox *box)
 
 	if (rbox->local)
 		return 0;
+	if (rbox->open_error_text != NULL) {
+		/* the proxy could not reach the mailbox's servers */
+		mail_storage_set_error(box->storage, box->open_error,
+				       rbox->open_error_text);
+		return -1;
+	}
 	T_BEGIN {
 		ret = referral_mailbox_lookup(box, &target);
-		if (ret > 0) {
+		if (ret > 0 && referral_proxy_session_is_proxied(
+				REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user))) {
+			/* A proxy sent us here: referring (or proxying) on
+			   would send the client round in a loop. */
+			referral_mailbox_disagree(box, &target);
+		} else if (ret > 0) {
 			/* not NOTFOUND: imap would add [TRYCREATE] */
 			mail_storage_set_error(box->storage,
 				MAIL_ERROR_NOTPOSSIBLE,
@@ -326,12 +359,19 @@ void referral_mailbox_allocated(struct mailbox *box)
 	struct mailbox_vfuncs *v = box->vlast;
 	struct referral_mailbox *rbox;
 
+	referral_proxy_mailbox_allocated(box);
 	/* only namespaces where referrals apply have the list context: other
 	   mailboxes never cause a directory query */
 	if (REFERRAL_LIST_CONTEXT(box->list) == NULL)
 		return;
 
 	rbox = p_new(box->pool, struct referral_mailbox, 1);
+	if (box->open_error != 0) {
+		/* mailbox_alloc() set the error of get_storage, e.g. the
+		   proxy not reaching any of the mailbox's servers */
+		rbox->open_error_text = p_strdup(box->pool,
+			mailbox_get_last_error(box, NULL));
+	}
 	rbox->module_ctx.super = *v;
 	box->vlast = &rbox->module_ctx.super;
 	v->open = referral_mailbox_open;

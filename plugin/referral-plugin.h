@@ -36,6 +36,11 @@ struct referral_user {
 	char *list_error;
 	/* per-session order of servers with equal preference; 0 = none */
 	unsigned int shuffle_seed;
+	/* the session sent RLIST, RLSUB or LIST (REMOTE): it follows
+	   referrals */
+	bool aware;
+	/* serving remote mailboxes through this server (referral-proxy.c) */
+	struct referral_proxy_state *proxy;
 };
 
 /* Exists only for the mailbox lists of namespaces where referrals apply. */
@@ -48,6 +53,9 @@ struct referral_mailbox {
 	/* this server serves the mailbox: decided once per struct mailbox
 	   (e.g. STATUS checks, then opens) */
 	bool local;
+	/* mailbox_alloc() could not place the mailbox (see
+	   referral-proxy.c): the error every use of it gets */
+	const char *open_error_text;
 };
 
 extern MODULE_CONTEXT_DEFINE(referral_user_module,
@@ -66,6 +74,10 @@ void referral_mailbox_allocated(struct mailbox *box);
 /* Returns TRUE if referrals are enabled for the user (for the imap plugin:
    advertise MAILBOX-REFERRALS only then). */
 bool mailbox_referrals_user_enabled(struct mail_user *user);
+/* The session has shown that it follows referrals (it sent RLIST, RLSUB
+   or LIST (REMOTE)): from now on remote mailboxes are referred, unless
+   mailbox_referrals_proxy = all. */
+void mailbox_referrals_user_set_aware(struct mail_user *user);
 
 void mailbox_referrals_plugin_init(struct module *module);
 void mailbox_referrals_plugin_deinit(void);

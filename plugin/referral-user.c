@@ -8,6 +8,7 @@
 #include "referral-directory.h"
 #include "referral-cache.h"
 #include "referral-mailbox-list.h"
+#include "referral-proxy.h"
 #include "referral-plugin.h"
 
 struct referral_user_module referral_user_module =
@@ -33,6 +34,7 @@ static void referral_user_deinit(struct mail_user *user)
 {
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT_REQUIRE(user);
 
+	referral_proxy_user_deinit(ruser);
 	referral_cache_deinit(&ruser->cache);
 	referral_cache_deinit(&ruser->list_cache);
 	i_free(ruser->list_error);
@@ -79,7 +81,9 @@ void referral_mail_user_created(struct mail_user *user)
 	params.base_dir = user->set->base_dir;
 	params.module_dir = user->set->mail_plugin_dir;
 	params.event_parent = ruser->event;
-	if (referral_directory_init(&params, &ruser->dir, &error) < 0) {
+	if (referral_proxy_user_init(ruser, referral_user_setting, user,
+				     &error) < 0 ||
+	    referral_directory_init(&params, &ruser->dir, &error) < 0) {
 		user->error = p_strdup_printf(user->pool,
 			"mailbox-referrals: Invalid settings: %s", error);
 		event_unref(&ruser->event);
@@ -105,6 +109,17 @@ void referral_mail_user_created(struct mail_user *user)
 bool mailbox_referrals_user_enabled(struct mail_user *user)
 {
 	return REFERRAL_USER_CONTEXT(user) != NULL;
+}
+
+void mailbox_referrals_user_set_aware(struct mail_user *user)
+{
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(user);
+
+	if (ruser == NULL || ruser->aware)
+		return;
+	ruser->aware = TRUE;
+	e_debug(ruser->event, "Session follows referrals (sent RLIST, "
+		"RLSUB or LIST (REMOTE))");
 }
 
 /* Returns TRUE if the namespace is named in mailbox_referrals_namespaces,
@@ -137,7 +152,7 @@ void referral_mailbox_list_created(struct mailbox_list *list)
 	struct mailbox_list_vfuncs *v = list->vlast;
 	struct referral_mailbox_list *rlist;
 
-	if (ruser == NULL ||
+	if (ruser == NULL || referral_proxy_list_is_ours(list) ||
 	    !referral_namespace_is_enabled(ruser->set, list->ns))
 		return;
 
@@ -147,5 +162,6 @@ void referral_mailbox_list_created(struct mailbox_list *list)
 	rlist->module_ctx.super = *v;
 	list->vlast = &rlist->module_ctx.super;
 	referral_mailbox_list_init_iter(v);
+	referral_proxy_list_init_vfuncs(v);
 	MODULE_CONTEXT_SET(list, referral_mailbox_list_module, rlist);
 }

@@ -1,0 +1,681 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
+
+/* Serving remote mailboxes through this server, for clients that do not
+   follow referrals (README, "Proxying for clients that do not follow
+   referrals").
+
+   The mechanism is lib-storage's own: a mailbox the directory places on
+   another server is allocated in a namespace of Dovecot's imapc storage
+   that talks to that server. Such a namespace is created in the session
+   when a remote mailbox of the server is first used (so a session that
+   never touches one opens no connection), kept for the session (one
+   connection per server, reused) and never added to the user's namespace
+   list: clients see the name in the namespace they used ("Public/Sales"),
+   and every command that works on a mailbox works on the remote one as
+   lib-storage does it for any storage: FETCH, STORE, SEARCH, IDLE,
+   APPEND, and COPY and MOVE between storages by fetching and saving, with
+   the source expunged only after the destination committed.
+
+   The switch happens in the get_storage vfunc of the lists where referrals
+   apply: mailbox_alloc() asks it which storage and list a name belongs
+   to. The remote name (imapReferralRemoteName, subtrees) is what the proxy
+   list's get_storage_name returns, so imapc sends the remote server its
+   own name for the mailbox. */
+
+#include "lib.h"
+#include "array.h"
+#include "str.h"
+#include "net.h"
+#include "settings-parser.h"
+#include "imap-utf7.h"
+#include "mail-namespace.h"
+#include "mail-storage-settings.h"
+#include "imapc-settings.h"
+#include "imapc-client.h"
+#include "imapc-storage.h"
+#include "referral-lookup.h"
+#include "referral-server.h"
+#include "referral-plugin.h"
+#include "referral-proxy.h"
+
+#define REFERRAL_PROXY_DEFAULT_TIMEOUT_MSECS (30*1000)
+/* Searches run on the remote server (not by fetching every message
+   here); sizes and headers are asked for as such; CONDSTORE/QRESYNC
+   pass through where the remote server has them. */
+#define REFERRAL_PROXY_DEFAULT_FEATURES \
+	"rfc822.size fetch-headers search modseq"
+/* imap FETCHes this many messages ahead: imapc then pipelines its
+   requests instead of waiting for each message in turn. */
+#define REFERRAL_PROXY_PREFETCH_COUNT 100
+
+#define REFERRAL_PROXY_LIST_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, referral_proxy_list_module)
+#define REFERRAL_PROXY_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, referral_proxy_storage_module)
+#define REFERRAL_PROXY_CONTEXT_REQUIRE(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, referral_proxy_storage_module)
+
+/* One remote server's namespace in this session. */
+struct referral_proxy_conn {
+	/* "HOST[:PORT]", for logs and errors */
+	const char *server;
+	/* the namespace where referrals apply whose names it serves */
+	struct mail_namespace *home_ns;
+	struct mail_namespace *ns;
+};
+
+struct referral_proxy_state {
+	const struct referral_proxy_settings *set;
+	/* the session was opened by another server's proxy */
+	bool proxied_session;
+	/* referral_proxy_conn pointers, in creation order */
+	ARRAY(struct referral_proxy_conn *) conns;
+	/* the namespace being created (its list gets our vfuncs) */
+	struct referral_proxy_conn *creating;
+
+	/* What get_storage decided for the mailbox that mailbox_alloc()
+	   allocates next: its storage name there and what the proxy
+	   mailbox needs to know. In mailbox_alloc()'s data stack frame. */
+	const char *pending_vname;
+	const char *pending_storage_name;
+	struct mailbox_list *pending_home_list;
+	bool pending_own_entry;
+};
+
+/* A proxy namespace's list. */
+struct referral_proxy_list {
+	union mailbox_list_module_context module_ctx;
+	struct referral_proxy_conn *conn;
+	const char *(*next_get_storage_name)(struct mailbox_list *list,
+					     const char *vname);
+};
+
+struct referral_proxy_mailbox {
+	union mailbox_module_context module_ctx;
+	struct referral_proxy_conn *conn;
+	/* the list of the namespace where the client named the mailbox:
+	   subscriptions stay there */
+	struct mailbox_list *home_list;
+	/* the mailbox has a directory entry of its own */
+	bool own_entry;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_list_module,
+				  &mailbox_list_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_storage_module,
+				  &mail_storage_module_register);
+
+int referral_proxy_settings_parse(pool_t pool,
+				  referral_setting_lookup_t *lookup,
+				  void *context,
+				  const struct referral_proxy_settings **set_r,
+				  const char **error_r)
+{
+	struct referral_proxy_settings *set;
+	const char *value;
+
+	set = p_new(pool, struct referral_proxy_settings, 1);
+	value = referral_setting_get(lookup, context, "proxy");
+	if (value == NULL || strcmp(value, "no") == 0)
+		set->policy = REFERRAL_PROXY_NO;
+	else if (strcmp(value, "unaware") == 0)
+		set->policy = REFERRAL_PROXY_UNAWARE;
+	else if (strcmp(value, "all") == 0)
+		set->policy = REFERRAL_PROXY_ALL;
+	else {
+		*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
+			"proxy: Invalid value '%s' "
+			"(expected no, unaware or all)", value);
+		return -1;
+	}
+	value = referral_setting_get(lookup, context, "proxy_master_user");
+	set->master_user = p_strdup(pool, value != NULL ? value : "");
+	value = referral_setting_get(lookup, context, "proxy_password");
+	set->password = p_strdup(pool, value != NULL ? value : "");
+	value = referral_setting_get(lookup, context, "proxy_ssl");
+	if (value == NULL || strcmp(value, "no") == 0)
+		set->ssl = "";
+	else if (strcmp(value, "imaps") == 0 || strcmp(value, "starttls") == 0)
+		set->ssl = p_strdup(pool, value);
+	else {
+		*error_r = t_strdup_printf(REFERRAL_SETTING_PREFIX
+			"proxy_ssl: Invalid value '%s' "
+			"(expected no, imaps or starttls)", value);
+		return -1;
+	}
+	if (referral_setting_get_bool(lookup, context, "proxy_ssl_verify",
+				      TRUE, &set->ssl_verify, error_r) < 0)
+		return -1;
+	if (referral_setting_get_time_msecs(lookup, context, "proxy_timeout",
+			REFERRAL_PROXY_DEFAULT_TIMEOUT_MSECS,
+			&set->timeout_msecs, error_r) < 0)
+		return -1;
+	if (set->timeout_msecs < 1000) {
+		/* imapc counts its command timeout in seconds */
+		*error_r = REFERRAL_SETTING_PREFIX
+			"proxy_timeout: must be at least 1s";
+		return -1;
+	}
+	value = referral_setting_get(lookup, context, "proxy_features");
+	set->features = p_strdup(pool, value != NULL ? value :
+				 REFERRAL_PROXY_DEFAULT_FEATURES);
+	*set_r = set;
+	return 0;
+}
+
+int referral_proxy_user_init(struct referral_user *ruser,
+			     referral_setting_lookup_t *lookup,
+			     void *context, const char **error_r)
+{
+	struct mail_user *user = ruser->user;
+	struct referral_proxy_state *proxy;
+
+	proxy = p_new(user->pool, struct referral_proxy_state, 1);
+	if (referral_proxy_settings_parse(user->pool, lookup, context,
+					  &proxy->set, error_r) < 0)
+		return -1;
+	/* A proxy logs in as "user*master" (or with the master name as
+	   the authorization identity): Dovecot then has the master's name
+	   as the session's auth_user. Such a session only ever serves
+	   this server's own mailboxes. */
+	proxy->proxied_session = proxy->set->master_user[0] != '\0' &&
+		user->auth_user != NULL &&
+		strcmp(user->auth_user, proxy->set->master_user) == 0 &&
+		strcmp(user->auth_user, user->username) != 0;
+	if (proxy->proxied_session)
+		e_debug(ruser->event, "Session opened by a proxy (master "
+			"user %s): never proxied nor referred further",
+			proxy->set->master_user);
+	p_array_init(&proxy->conns, user->pool, 4);
+	ruser->proxy = proxy;
+	return 0;
+}
+
+void referral_proxy_user_deinit(struct referral_user *ruser)
+{
+	struct referral_proxy_conn *conn;
+
+	if (ruser->proxy == NULL)
+		return;
+	/* the imap client closed its mailboxes before the user goes */
+	array_foreach_elem(&ruser->proxy->conns, conn)
+		mail_namespace_destroy(conn->ns);
+	array_clear(&ruser->proxy->conns);
+}
+
+bool referral_proxy_session_is_proxied(struct referral_user *ruser)
+{
+	return ruser->proxy != NULL && ruser->proxy->proxied_session;
+}
+
+bool referral_proxy_active(struct referral_user *ruser)
+{
+	const struct referral_proxy_state *proxy = ruser->proxy;
+
+	if (proxy == NULL || proxy->proxied_session)
+		return FALSE;
+	switch (proxy->set->policy) {
+	case REFERRAL_PROXY_NO:
+		return FALSE;
+	case REFERRAL_PROXY_UNAWARE:
+		return !ruser->aware;
+	case REFERRAL_PROXY_ALL:
+		return TRUE;
+	}
+	i_unreached();
+}
+
+bool referral_proxy_list_is_ours(struct mailbox_list *list)
+{
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(list->ns->user);
+	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(list);
+
+	return (plist != NULL && plist->conn != NULL) ||
+		(ruser != NULL && ruser->proxy != NULL &&
+		 ruser->proxy->creating != NULL &&
+		 ruser->proxy->creating->ns == list->ns);
+}
+
+/* The name imapc sends the remote server for vname: the remote name get_storage
+   found, in IMAP's modified UTF-7 (imapc's names are not UTF-8). */
+static const char *
+referral_proxy_list_get_storage_name(struct mailbox_list *list,
+				     const char *vname)
+{
+	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(list);
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(list->ns->user);
+	struct referral_proxy_state *proxy = ruser->proxy;
+
+	if (proxy->pending_vname != NULL &&
+	    strcmp(proxy->pending_vname, vname) == 0)
+		return proxy->pending_storage_name;
+	return plist->next_get_storage_name(list, vname);
+}
+
+static void referral_proxy_list_init(struct mailbox_list *list,
+				     struct referral_proxy_conn *conn)
+{
+	struct referral_proxy_list *plist;
+
+	/* Written into the table lib-storage calls, not through vlast:
+	   a plugin that hooked this list before us (acl does) and does
+	   not override get_storage_name would never call ours. */
+	plist = p_new(list->pool, struct referral_proxy_list, 1);
+	plist->conn = conn;
+	plist->next_get_storage_name = list->v.get_storage_name;
+	list->v.get_storage_name = referral_proxy_list_get_storage_name;
+	MODULE_CONTEXT_SET(list, referral_proxy_list_module, plist);
+}
+
+/* Copy the user's settings, pointed at server: imapc reads its settings
+   from the namespace's user_set, so each remote server gets a copy of its
+   own. Returns the copy, or NULL with error_r. */
+static void *
+referral_proxy_settings_for(struct referral_user *ruser,
+			    const struct referral_host *server,
+			    const char **error_r)
+{
+	struct mail_user *user = ruser->user;
+	const struct referral_proxy_settings *set = ruser->proxy->set;
+	struct imapc_settings *imapc_set;
+	struct mail_storage_settings *mail_set;
+	void *user_set;
+	const char *error;
+
+	user_set = settings_dup(user->set_info, user->set, user->pool);
+	imapc_set = (void *)mail_user_set_get_driver_settings(user->set_info,
+						user_set, "imapc");
+	mail_set = (void *)mail_user_set_get_driver_settings(user->set_info,
+						user_set,
+						MAIL_STORAGE_SET_DRIVER_NAME);
+	if (imapc_set == NULL || mail_set == NULL) {
+		*error_r = "imapc storage settings not available";
+		return NULL;
+	}
+	imapc_set->imapc_host = server->host.ip.family != 0 ?
+		p_strdup(user->pool, net_ip2addr(&server->host.ip)) :
+		p_strdup(user->pool, server->host.name);
+	imapc_set->imapc_port = server->port;
+	if (set->master_user[0] != '\0') {
+		imapc_set->imapc_user = p_strdup(user->pool, user->username);
+		imapc_set->imapc_master_user = set->master_user;
+	} else {
+		imapc_set->imapc_user = p_strdup(user->pool, user->username);
+		imapc_set->imapc_master_user = "";
+	}
+	imapc_set->imapc_password = set->password;
+	imapc_set->imapc_ssl = set->ssl[0] == '\0' ? "no" : set->ssl;
+	imapc_set->imapc_ssl_verify = set->ssl_verify;
+	imapc_set->imapc_features = set->features;
+	imapc_set->imapc_list_prefix = "";
+	imapc_set->imapc_cmd_timeout = (set->timeout_msecs + 999) / 1000;
+	/* a server that is down fails the command, once */
+	imapc_set->imapc_connection_retry_count = 1;
+	imapc_set->imapc_rawlog_dir = "";
+	if (mail_set->mail_prefetch_count < REFERRAL_PROXY_PREFETCH_COUNT)
+		mail_set->mail_prefetch_count = REFERRAL_PROXY_PREFETCH_COUNT;
+	/* the parsed forms of the settings (imapc features, lock methods)
+	   are not settings: settings_dup() left them zero */
+	if (!settings_check(user->set_info, user->pool, user_set, &error)) {
+		*error_r = t_strdup_printf("Invalid settings: %s", error);
+		return NULL;
+	}
+	return user_set;
+}
+
+/* Create the namespace through which this session reaches server for the
+   names of home_ns, and wait until it has logged in. Returns it, or NULL
+   with error_r (the server is unreachable or refused the login). */
+static struct referral_proxy_conn *
+referral_proxy_conn_create(struct referral_user *ruser,
+			   struct mail_namespace *home_ns,
+			   const struct referral_host *server,
+			   const char **error_r)
+{
+	struct mail_user *user = ruser->user;
+	struct referral_proxy_state *proxy = ruser->proxy;
+	struct referral_proxy_conn *conn;
+	struct mail_namespace_settings *ns_set, *unexpanded_ns_set;
+	struct mail_namespace *ns;
+	struct imapc_storage *istorage;
+	enum imapc_capability caps;
+	void *user_set;
+	const char *error;
+	int ret;
+
+	if (proxy->set->password[0] == '\0') {
+		*error_r = REFERRAL_SETTING_PREFIX"proxy_password is not set";
+		return NULL;
+	}
+	user_set = referral_proxy_settings_for(ruser, server, error_r);
+	if (user_set == NULL)
+		return NULL;
+
+	/* private: the remote server checks the user's rights, so a local
+	   acl plugin must not add its own (the owner has them all) */
+	ns_set = p_new(user->pool, struct mail_namespace_settings, 1);
+	ns_set->name = "";
+	ns_set->type = "private";
+	ns_set->separator = p_strdup_printf(user->pool, "%c",
+					    mail_namespace_get_sep(home_ns));
+	ns_set->prefix = home_ns->prefix;
+	ns_set->location = "imapc::INDEX=MEMORY";
+	ns_set->list = "no";
+	ns_set->hidden = TRUE;
+	ns_set->subscriptions = FALSE;
+	ns_set->disabled = FALSE;
+	ns_set->ignore_on_failure = FALSE;
+	ns_set->user_set = user_set;
+	/* lib-storage reads paths from the unexpanded location too: the
+	   same, marked as a value without variables */
+	unexpanded_ns_set = p_new(user->pool, struct mail_namespace_settings, 1);
+	*unexpanded_ns_set = *ns_set;
+	unexpanded_ns_set->location = SETTING_STRVAR_UNEXPANDED"imapc::INDEX=MEMORY";
+	if (mail_namespace_alloc(user, user_set, ns_set, unexpanded_ns_set,
+				 &ns, &error) < 0) {
+		*error_r = t_strdup_printf("Cannot create namespace: %s",
+					   error);
+		return NULL;
+	}
+	ns->flags |= NAMESPACE_FLAG_NOQUOTA | NAMESPACE_FLAG_NOACL;
+
+	conn = p_new(user->pool, struct referral_proxy_conn, 1);
+	conn->server = p_strdup(user->pool, referral_host_to_string(server));
+	conn->home_ns = home_ns;
+	conn->ns = ns;
+	proxy->creating = conn;
+	ret = mail_storage_create(ns, NULL, MAIL_STORAGE_FLAG_NO_AUTOVERIFY,
+				  &error);
+	proxy->creating = NULL;
+	if (ret < 0) {
+		*error_r = t_strdup_printf("Cannot create storage: %s", error);
+		mail_namespace_destroy(ns);
+		return NULL;
+	}
+	referral_proxy_list_init(ns->list, conn);
+	ns->flags |= NAMESPACE_FLAG_USABLE;
+
+	/* wait for the login: a server that is down or refuses us is
+	   found here, while another replica can still be tried */
+	istorage = IMAPC_STORAGE(ns->storage);
+	if (imapc_client_get_capabilities(istorage->client->client,
+					  &caps) < 0) {
+		*error_r = istorage->client->auth_failed_reason != NULL ?
+			t_strdup_printf("Login failed: %s",
+					istorage->client->auth_failed_reason) :
+			"Cannot connect";
+		mail_namespace_destroy(ns);
+		return NULL;
+	}
+	e_debug(ruser->event, "Proxying to %s for namespace '%s'",
+		conn->server, home_ns->prefix);
+	array_push_back(&proxy->conns, &conn);
+	return conn;
+}
+
+/* Returns the session's connection to the first of target's servers that
+   can be reached, creating it if needed; NULL with error_r if none. */
+static struct referral_proxy_conn *
+referral_proxy_conn_get(struct referral_user *ruser,
+			struct mail_namespace *home_ns,
+			const struct referral_target *target,
+			const char **error_r)
+{
+	struct referral_proxy_conn *conn, *const *connp;
+	const struct referral_server *server;
+	string_t *errors = t_str_new(128);
+	const char *name, *error = NULL;
+
+	array_foreach(&target->servers, server) {
+		name = referral_host_to_string(&server->addr);
+		conn = NULL;
+		array_foreach(&ruser->proxy->conns, connp) {
+			if ((*connp)->home_ns == home_ns &&
+			    strcmp((*connp)->server, name) == 0) {
+				conn = *connp;
+				break;
+			}
+		}
+		if (conn != NULL)
+			return conn;
+		conn = referral_proxy_conn_create(ruser, home_ns,
+						  &server->addr, &error);
+		if (conn != NULL)
+			return conn;
+		e_warning(ruser->event, "Remote server %s: %s", name, error);
+		if (str_len(errors) > 0)
+			str_append(errors, ", ");
+		str_printfa(errors, "%s: %s", name, error);
+	}
+	*error_r = t_strdup_printf("Remote server unavailable (%s)",
+				   str_c(errors));
+	return NULL;
+}
+
+/* What mailbox_list_get_storage() would do without us. */
+static int
+referral_proxy_next_get_storage(struct mailbox_list **list, const char *vname,
+				struct mail_storage **storage_r)
+{
+	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(*list);
+
+	if (rlist->module_ctx.super.get_storage != NULL) {
+		return rlist->module_ctx.super.get_storage(list, vname,
+							   storage_r);
+	}
+	/* lib-storage's default; per-mailbox storage drivers (mailbox
+	   { driver = ... }) do not apply in namespaces where referrals
+	   do */
+	*storage_r = mail_namespace_get_default_storage((*list)->ns);
+	return 0;
+}
+
+/* mailbox_list_get_storage(): a remote mailbox of a proxied session lives
+   in its server's proxy namespace. */
+static int
+referral_proxy_get_storage(struct mailbox_list **list, const char *vname,
+			   struct mail_storage **storage_r)
+{
+	struct mailbox_list *home_list = *list;
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(home_list->ns->user);
+	struct referral_proxy_state *proxy = ruser->proxy;
+	struct referral_proxy_conn *conn;
+	struct referral_target target;
+	const char *error;
+	string_t *storage_name;
+	int ret;
+
+	if (!referral_proxy_active(ruser))
+		return referral_proxy_next_get_storage(list, vname, storage_r);
+	ret = referral_lookup(ruser, home_list->ns->prefix, vname,
+			      mail_namespace_get_sep(home_list->ns),
+			      &target, &error);
+	if (ret <= 0) {
+		/* local, or unknown: the mailbox hooks of the namespace
+		   decide (and fail with UNAVAILABLE) as without the proxy */
+		return referral_proxy_next_get_storage(list, vname,
+						       storage_r);
+	}
+	conn = referral_proxy_conn_get(ruser, home_list->ns, &target, &error);
+	if (conn == NULL) {
+		mailbox_list_set_error(home_list, MAIL_ERROR_UNAVAILABLE,
+				       error);
+		return -1;
+	}
+	storage_name = t_str_new(64);
+	if (imap_utf8_to_utf7(target.remote_name, storage_name) < 0)
+		i_unreached(); /* the directory's names are valid UTF-8 */
+	proxy->pending_vname = vname;
+	proxy->pending_storage_name = str_c(storage_name);
+	proxy->pending_home_list = home_list;
+	proxy->pending_own_entry = target.own_entry;
+	*list = conn->ns->list;
+	*storage_r = conn->ns->storage;
+	return 0;
+}
+
+void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v)
+{
+	v->get_storage = referral_proxy_get_storage;
+}
+
+/* Errors of the remote server reach the client as UNAVAILABLE: temporary
+   failures (a lost connection, a timeout) would otherwise be SERVERBUG,
+   which tells the client the fault is ours to fix. */
+static void referral_proxy_map_error(struct mailbox *box)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+	enum mail_error error;
+	const char *text;
+
+	text = mailbox_get_last_error(box, &error);
+	if (error != MAIL_ERROR_TEMP)
+		return;
+	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
+		t_strdup_printf("Remote server %s: %s", pbox->conn->server,
+				text));
+}
+
+static int referral_proxy_mailbox_open(struct mailbox *box)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.open(box) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+referral_proxy_mailbox_get_status(struct mailbox *box,
+				  enum mailbox_status_items items,
+				  struct mailbox_status *status_r)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.get_status(box, items, status_r) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+referral_proxy_mailbox_create(struct mailbox *box,
+			      const struct mailbox_update *update,
+			      bool directory)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.create_box(box, update, directory) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_mailbox_delete(struct mailbox *box)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.delete_box(box) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+referral_proxy_mailbox_rename(struct mailbox *src, struct mailbox *dest)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(src);
+	struct referral_proxy_mailbox *dest_pbox = REFERRAL_PROXY_CONTEXT(dest);
+
+	if (pbox->own_entry) {
+		/* the directory would go on naming the old name */
+		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+			"Mailbox is published in the referral directory; "
+			"an administrator must move its directory entry");
+		return -1;
+	}
+	if (dest_pbox == NULL || dest_pbox->conn != pbox->conn) {
+		mail_storage_set_error(src->storage, MAIL_ERROR_NOTPOSSIBLE,
+				       "Cannot rename across servers");
+		return -1;
+	}
+	if (pbox->module_ctx.super.rename_box(src, dest) < 0) {
+		referral_proxy_map_error(src);
+		return -1;
+	}
+	return 0;
+}
+
+/* Subscriptions of remote mailboxes stay on the home server, as for
+   sessions that are referred: LSUB and RLSUB list them from there. */
+static int referral_proxy_mailbox_set_subscribed(struct mailbox *box, bool set)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+	const char *name;
+
+	name = mailbox_list_get_storage_name(pbox->home_list, box->vname);
+	if (mailbox_list_set_subscribed(pbox->home_list, name, set) < 0) {
+		mail_storage_copy_list_error(box->storage, pbox->home_list);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+referral_proxy_transaction_commit(struct mailbox_transaction_context *t,
+				  struct mail_transaction_commit_changes *changes_r)
+{
+	struct mailbox *box = t->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.transaction_commit(t, changes_r) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+void referral_proxy_mailbox_allocated(struct mailbox *box)
+{
+	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(box->list);
+	struct referral_user *ruser;
+	struct referral_proxy_mailbox *pbox;
+	struct mailbox_vfuncs *v = box->vlast;
+
+	if (plist == NULL || plist->conn == NULL)
+		return;
+	ruser = REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
+
+	pbox = p_new(box->pool, struct referral_proxy_mailbox, 1);
+	pbox->conn = plist->conn;
+	if (ruser->proxy->pending_vname != NULL &&
+	    strcmp(ruser->proxy->pending_vname, box->vname) == 0) {
+		pbox->home_list = ruser->proxy->pending_home_list;
+		pbox->own_entry = ruser->proxy->pending_own_entry;
+	} else {
+		pbox->home_list = plist->conn->home_ns->list;
+		pbox->own_entry = TRUE;
+	}
+	ruser->proxy->pending_vname = NULL;
+	ruser->proxy->pending_storage_name = NULL;
+	ruser->proxy->pending_home_list = NULL;
+
+	pbox->module_ctx.super = *v;
+	box->vlast = &pbox->module_ctx.super;
+	v->open = referral_proxy_mailbox_open;
+	v->get_status = referral_proxy_mailbox_get_status;
+	v->create_box = referral_proxy_mailbox_create;
+	v->delete_box = referral_proxy_mailbox_delete;
+	v->rename_box = referral_proxy_mailbox_rename;
+	v->set_subscribed = referral_proxy_mailbox_set_subscribed;
+	v->transaction_commit = referral_proxy_transaction_commit;
+	MODULE_CONTEXT_SET(box, referral_proxy_storage_module, pbox);
+}

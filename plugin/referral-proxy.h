@@ -1,0 +1,71 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
+
+#ifndef REFERRAL_PROXY_H
+#define REFERRAL_PROXY_H
+
+#include "referral-settings.h"
+
+struct mail_user;
+struct mailbox;
+struct mailbox_list;
+struct referral_user;
+
+/* Who gets remote mailboxes served through this server instead of a
+   referral (mailbox_referrals_proxy). */
+enum referral_proxy_policy {
+	/* refer every session (RFC 2193 alone) */
+	REFERRAL_PROXY_NO = 0,
+	/* proxy sessions until they show they follow referrals */
+	REFERRAL_PROXY_UNAWARE,
+	/* proxy every session */
+	REFERRAL_PROXY_ALL,
+};
+
+struct referral_proxy_settings {
+	enum referral_proxy_policy policy;
+	/* empty: log in as the user with password */
+	const char *master_user;
+	const char *password;
+	/* "", "imaps" or "starttls", as imapc_ssl */
+	const char *ssl;
+	bool ssl_verify;
+	unsigned int timeout_msecs;
+	/* imapc_features of the connections to remote servers */
+	const char *features;
+};
+
+/* Parse the mailbox_referrals_proxy* settings. Returns 0, or -1 with
+   error_r naming the invalid setting. */
+int referral_proxy_settings_parse(pool_t pool,
+				  referral_setting_lookup_t *lookup,
+				  void *context,
+				  const struct referral_proxy_settings **set_r,
+				  const char **error_r);
+
+/* Set up the session's proxy state (after its settings are parsed).
+   Returns 0, or -1 with error_r. */
+int referral_proxy_user_init(struct referral_user *ruser,
+			     referral_setting_lookup_t *lookup,
+			     void *context, const char **error_r);
+/* Close the session's connections to remote servers. */
+void referral_proxy_user_deinit(struct referral_user *ruser);
+
+/* Returns TRUE if remote mailboxes are served through this server for the
+   session now (policy, awareness, and not itself a proxy's session). */
+bool referral_proxy_active(struct referral_user *ruser);
+/* Returns TRUE if the session was opened by another server's proxy: it is
+   never proxied further nor referred. */
+bool referral_proxy_session_is_proxied(struct referral_user *ruser);
+
+struct mailbox_list_vfuncs;
+/* Install the proxy's vfuncs of a list where referrals apply (with the
+   list's struct referral_mailbox_list). */
+void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v);
+/* Returns TRUE if list belongs to one of the session's proxy namespaces
+   (then no other hook of ours applies to it). */
+bool referral_proxy_list_is_ours(struct mailbox_list *list);
+/* Install the vfuncs of a mailbox on a remote server. */
+void referral_proxy_mailbox_allocated(struct mailbox *box);
+
+#endif
