@@ -237,8 +237,36 @@ bool referral_proxy_list_is_ours(struct mailbox_list *list)
 		 ruser->proxy->creating->ns == list->ns);
 }
 
-/* The name imapc sends the remote server for vname: the remote name get_storage
-   found, in IMAP's modified UTF-7 (imapc's names are not UTF-8). */
+/* Get the name on the remote server of vname, a mailbox of conn's home
+   namespace, in IMAP's modified UTF-7 (imapc's storage names are not
+   UTF-8), and whether it has a directory entry of its own. Returns FALSE
+   if the directory does not place it on a remote server (now). */
+static bool
+referral_proxy_remote_name(struct referral_user *ruser,
+			   struct referral_proxy_conn *conn,
+			   const char *vname, const char **storage_name_r,
+			   bool *own_entry_r)
+{
+	struct referral_target target;
+	const char *error;
+	string_t *name;
+
+	if (referral_lookup(ruser, conn->home_ns->prefix, vname,
+			    mail_namespace_get_sep(conn->home_ns),
+			    &target, &error) <= 0)
+		return FALSE;
+	name = t_str_new(64);
+	if (imap_utf8_to_utf7(target.remote_name, name) < 0)
+		i_unreached(); /* the directory's names are valid UTF-8 */
+	*storage_name_r = str_c(name);
+	*own_entry_r = target.own_entry;
+	return TRUE;
+}
+
+/* The name imapc sends the remote server for vname: the remote name that
+   get_storage found. lib-storage also allocates mailboxes in the proxy
+   list directly (e.g. the source of a MOVE to another storage, opened
+   again): then the directory is asked here. */
 static const char *
 referral_proxy_list_get_storage_name(struct mailbox_list *list,
 				     const char *vname)
@@ -247,10 +275,20 @@ referral_proxy_list_get_storage_name(struct mailbox_list *list,
 	struct referral_user *ruser =
 		REFERRAL_USER_CONTEXT_REQUIRE(list->ns->user);
 	struct referral_proxy_state *proxy = ruser->proxy;
+	const char *storage_name;
+	bool own_entry;
 
 	if (proxy->pending_vname != NULL &&
 	    strcmp(proxy->pending_vname, vname) == 0)
 		return proxy->pending_storage_name;
+	if (referral_proxy_remote_name(ruser, plist->conn, vname,
+				       &storage_name, &own_entry)) {
+		proxy->pending_vname = t_strdup(vname);
+		proxy->pending_storage_name = storage_name;
+		proxy->pending_home_list = plist->conn->home_ns->list;
+		proxy->pending_own_entry = own_entry;
+		return storage_name;
+	}
 	return plist->next_get_storage_name(list, vname);
 }
 
@@ -488,6 +526,10 @@ referral_proxy_get_storage(struct mailbox_list **list, const char *vname,
 	string_t *storage_name;
 	int ret;
 
+	/* a mailbox allocated again (e.g. re-opened) must not pick up a
+	   name decided for another */
+	proxy->pending_vname = NULL;
+
 	if (!referral_proxy_active(ruser))
 		return referral_proxy_next_get_storage(list, vname, storage_r);
 	ret = referral_lookup(ruser, home_list->ns->prefix, vname,
@@ -615,15 +657,33 @@ referral_proxy_mailbox_rename(struct mailbox *src, struct mailbox *dest)
 }
 
 /* Subscriptions of remote mailboxes stay on the home server, as for
-   sessions that are referred: LSUB and RLSUB list them from there. */
+   sessions that are referred: LSUB and RLSUB list them from there. Where
+   the namespace keeps none (subscriptions = no), the namespace that
+   keeps them for its names does, under the full name, as lib-storage
+   does for local mailboxes. */
 static int referral_proxy_mailbox_set_subscribed(struct mailbox *box, bool set)
 {
 	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+	struct mailbox_list *list = pbox->home_list;
+	struct mail_namespace *ns;
 	const char *name;
 
-	name = mailbox_list_get_storage_name(pbox->home_list, box->vname);
-	if (mailbox_list_set_subscribed(pbox->home_list, name, set) < 0) {
-		mail_storage_copy_list_error(box->storage, pbox->home_list);
+	name = mailbox_list_get_storage_name(list, box->vname);
+	if ((list->ns->flags & NAMESPACE_FLAG_SUBSCRIPTIONS) == 0) {
+		ns = mail_namespace_find_subscribable(
+			box->storage->user->namespaces, box->vname);
+		name = t_strconcat(list->ns->prefix, name, NULL);
+		if (ns == NULL || !str_begins(name, ns->prefix)) {
+			mail_storage_set_error(box->storage,
+				MAIL_ERROR_NOTPOSSIBLE,
+				"This namespace has no subscriptions");
+			return -1;
+		}
+		name += strlen(ns->prefix);
+		list = ns->list;
+	}
+	if (mailbox_list_set_subscribed(list, name, set) < 0) {
+		mail_storage_copy_list_error(box->storage, list);
 		return -1;
 	}
 	return 0;
@@ -641,6 +701,21 @@ referral_proxy_transaction_commit(struct mailbox_transaction_context *t,
 		return -1;
 	}
 	return 0;
+}
+
+/* imapc learns of changes on the remote server from IDLE, which it starts
+   a moment after each command; a sync that is not FAST (NOOP, CHECK,
+   SELECT, the end of IDLE, after EXPUNGE or MOVE) asks the remote server
+   itself, so that the client sees every change made there before the
+   command ends. */
+static struct mailbox_sync_context *
+referral_proxy_sync_init(struct mailbox *box, enum mailbox_sync_flags flags)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if ((flags & MAILBOX_SYNC_FLAG_FAST) == 0)
+		flags |= MAILBOX_SYNC_FLAG_FULL_READ;
+	return pbox->module_ctx.super.sync_init(box, flags);
 }
 
 void referral_proxy_mailbox_allocated(struct mailbox *box)
@@ -677,5 +752,6 @@ void referral_proxy_mailbox_allocated(struct mailbox *box)
 	v->rename_box = referral_proxy_mailbox_rename;
 	v->set_subscribed = referral_proxy_mailbox_set_subscribed;
 	v->transaction_commit = referral_proxy_transaction_commit;
+	v->sync_init = referral_proxy_sync_init;
 	MODULE_CONTEXT_SET(box, referral_proxy_storage_module, pbox);
 }
