@@ -8,8 +8,11 @@
 
 #include "imap-common.h"
 #include "str.h"
+#include "imap-commands.h"
+#include "imap-resp-code.h"
 #include "imap-referral-plugin.h"
 #include "referral-plugin.h"
+#include "referral-proxy.h"
 
 #define REFERRAL_CAPABILITY "MAILBOX-REFERRALS"
 
@@ -50,8 +53,55 @@ static void referral_client_created(struct client **clientp)
 		referral_next_client_created(clientp);
 }
 
+/* The commands that work on the selected mailbox. */
+static const char *const referral_selected_commands[] = {
+	"CHECK", "CLOSE", "COPY", "EXPUNGE", "FETCH", "IDLE", "MOVE", "NOOP",
+	"SEARCH", "SORT", "STORE", "THREAD", "UID", NULL
+};
+
+static bool cmd_referral_proxy_lost(struct client_command_context *cmd)
+{
+	const struct imap_arg *args;
+	const char *error;
+
+	/* the arguments (literals too) are read, so the next command
+	   starts where it should */
+	if (!client_read_args(cmd, 0, 0, &args))
+		return FALSE;
+	if (!mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
+		error = "Lost the connection to the server of this mailbox";
+	client_send_tagline(cmd, t_strdup_printf(
+		"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s", error));
+	return TRUE;
+}
+
+/* A proxied mailbox whose server went away: its commands get NO
+   [UNAVAILABLE] instead of running. Run, FETCH would end the session
+   (imap answers a failed FETCH with BYE) and the others would report
+   failures as SERVERBUG. The session and its other mailboxes go on. */
+static void referral_command_pre(struct client_command_context *cmd)
+{
+	const struct command *command;
+	const char *error;
+
+	if (cmd->client->mailbox == NULL || cmd->name == NULL ||
+	    !str_array_icase_find(referral_selected_commands, cmd->name))
+		return;
+	/* only before the command starts: later runs are its own */
+	command = command_find(cmd->name);
+	if (command == NULL || cmd->func != command->func)
+		return;
+	if (mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
+		cmd->func = cmd_referral_proxy_lost;
+}
+
+static void referral_command_post(struct client_command_context *cmd ATTR_UNUSED)
+{
+}
+
 void imap_mailbox_referrals_plugin_init(struct module *module ATTR_UNUSED)
 {
+	command_hook_register(referral_command_pre, referral_command_post);
 	referral_next_client_created =
 		imap_client_created_hook_set(referral_client_created);
 	imap_referral_list_commands_init();
@@ -60,5 +110,6 @@ void imap_mailbox_referrals_plugin_init(struct module *module ATTR_UNUSED)
 void imap_mailbox_referrals_plugin_deinit(void)
 {
 	imap_referral_list_commands_deinit();
+	command_hook_unregister(referral_command_pre, referral_command_post);
 	imap_client_created_hook_set(referral_next_client_created);
 }

@@ -27,8 +27,10 @@
 #include "array.h"
 #include "str.h"
 #include "net.h"
+#include "ioloop.h"
 #include "settings-parser.h"
 #include "imap-utf7.h"
+#include "mail-index.h"
 #include "mail-namespace.h"
 #include "mail-storage-settings.h"
 #include "imapc-settings.h"
@@ -48,6 +50,10 @@
 /* imap FETCHes this many messages ahead: imapc then pipelines its
    requests instead of waiting for each message in turn. */
 #define REFERRAL_PROXY_PREFETCH_COUNT 100
+
+/* A selected remote mailbox unused this long is checked before the next
+   command on it (mailbox_referrals_proxy_lost()). */
+#define REFERRAL_PROXY_CHECK_IDLE_SECS 1
 
 #define REFERRAL_PROXY_LIST_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, referral_proxy_list_module)
@@ -99,6 +105,8 @@ struct referral_proxy_mailbox {
 	struct mailbox_list *home_list;
 	/* the mailbox has a directory entry of its own */
 	bool own_entry;
+	/* when its connection was last seen working */
+	time_t last_checked;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_list_module,
@@ -571,14 +579,14 @@ static void referral_proxy_map_error(struct mailbox *box)
 {
 	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
 	enum mail_error error;
-	const char *text;
 
-	text = mailbox_get_last_error(box, &error);
+	(void)mailbox_get_last_error(box, &error);
 	if (error != MAIL_ERROR_TEMP)
 		return;
+	/* the cause (refused, timed out, ...) is in the log, from imapc */
 	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
-		t_strdup_printf("Remote server %s: %s", pbox->conn->server,
-				text));
+		t_strdup_printf("Remote server %s is unavailable",
+				pbox->conn->server));
 }
 
 static int referral_proxy_mailbox_open(struct mailbox *box)
@@ -718,6 +726,45 @@ referral_proxy_sync_init(struct mailbox *box, enum mailbox_sync_flags flags)
 	return pbox->module_ctx.super.sync_init(box, flags);
 }
 
+/* imapc calls a mailbox inconsistent as soon as its connection is gone,
+   and imap then ends the whole session ("IMAP session state is
+   inconsistent"). A remote server going down must not take the session
+   with it: the mailbox's commands fail (UNAVAILABLE) until the client
+   selects it again, and everything else goes on. Only a view that is
+   inconsistent in itself (e.g. the remote UIDVALIDITY changed) is
+   reported. */
+static bool referral_proxy_is_inconsistent(struct mailbox *box)
+{
+	return box->view != NULL && mail_index_view_is_inconsistent(box->view);
+}
+
+bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT(box);
+	struct imapc_mailbox *mbox;
+
+	if (pbox == NULL || !box->opened)
+		return FALSE;
+	mbox = IMAPC_MAILBOX(box);
+	if (mbox->client_box == NULL)
+		return FALSE;
+	/* Between commands nothing reads the connection: a server that
+	   went away is found by the next command sent to it. After a
+	   pause, ask first (one round trip), while the client's command
+	   can still get a clean answer; if the server is back, imapc
+	   reconnects and selects the mailbox again here. */
+	if (ioloop_time - pbox->last_checked >= REFERRAL_PROXY_CHECK_IDLE_SECS ||
+	    !imapc_client_mailbox_is_opened(mbox->client_box))
+		imapc_mailbox_noop(mbox);
+	pbox->last_checked = ioloop_time;
+	if (imapc_client_mailbox_is_opened(mbox->client_box))
+		return FALSE;
+	*error_r = t_strdup_printf("Lost the connection to the server of "
+				   "this mailbox (%s); select it again",
+				   pbox->conn->server);
+	return TRUE;
+}
+
 void referral_proxy_mailbox_allocated(struct mailbox *box)
 {
 	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(box->list);
@@ -753,5 +800,6 @@ void referral_proxy_mailbox_allocated(struct mailbox *box)
 	v->set_subscribed = referral_proxy_mailbox_set_subscribed;
 	v->transaction_commit = referral_proxy_transaction_commit;
 	v->sync_init = referral_proxy_sync_init;
+	v->is_inconsistent = referral_proxy_is_inconsistent;
 	MODULE_CONTEXT_SET(box, referral_proxy_storage_module, pbox);
 }

@@ -65,6 +65,10 @@ void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v);
 /* Returns TRUE if list belongs to one of the session's proxy namespaces
    (then no other hook of ours applies to it). */
 bool referral_proxy_list_is_ours(struct mailbox_list *list);
+/* Returns TRUE (with error_r, text for the client) if box is a remote
+   mailbox whose connection to its server is lost: its commands fail
+   until the client selects it again. */
+bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r);
 /* Install the vfuncs of a mailbox on a remote server. */
 void referral_proxy_mailbox_allocated(struct mailbox *box);
 
