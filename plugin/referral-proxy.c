@@ -579,14 +579,31 @@ static void referral_proxy_map_error(struct mailbox *box)
 {
 	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
 	enum mail_error error;
+	const char *text;
 
-	(void)mailbox_get_last_error(box, &error);
+	text = mailbox_get_last_error(box, &error);
 	if (error != MAIL_ERROR_TEMP)
 		return;
-	/* the cause (refused, timed out, ...) is in the log, from imapc */
-	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
-		t_strdup_printf("Remote server %s is unavailable",
-				pbox->conn->server));
+	if (box->storage->last_error_is_internal) {
+		/* the cause (refused, timed out, ...) is in the log, from
+		   imapc */
+		text = t_strdup_printf("Remote server %s is unavailable",
+				       pbox->conn->server);
+	} else {
+		/* the remote server's own words (imapc took them from its
+		   reply, response code apart), without the timing Dovecot
+		   appends to its replies: ours follows */
+		const char *p = strrchr(text, '(');
+		size_t len = strlen(text);
+
+		if (p != NULL && p > text && p[-1] == ' ' && len > 7 &&
+		    (strcmp(text + len - 6, " secs)") == 0 ||
+		     strcmp(text + len - 7, " secs).") == 0))
+			text = t_strdup_until(text, p - 1);
+		text = t_strdup_printf("Remote server %s: %s",
+				       pbox->conn->server, text);
+	}
+	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE, text);
 }
 
 static int referral_proxy_mailbox_open(struct mailbox *box)
