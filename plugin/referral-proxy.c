@@ -34,7 +34,7 @@
 #include "mail-namespace.h"
 #include "mail-storage-settings.h"
 #include "imapc-settings.h"
-#include "imapc-client.h"
+#include "imapc-client-private.h"
 #include "imapc-storage.h"
 #include "referral-lookup.h"
 #include "referral-server.h"
@@ -443,9 +443,15 @@ referral_proxy_conn_create(struct referral_user *ruser,
 	referral_proxy_list_init(ns->list, conn);
 	ns->flags |= NAMESPACE_FLAG_USABLE;
 
+	/* imapc_storage gives its connections imapc's fixed connect and
+	   login deadline (30 s); ours bounds every later (re)connection.
+	   The first one is already under way with imapc's. */
+	istorage = IMAPC_STORAGE(ns->storage);
+	istorage->client->client->set.connect_timeout_msecs =
+		proxy->set->timeout_msecs;
+
 	/* wait for the login: a server that is down or refuses us is
 	   found here, while another replica can still be tried */
-	istorage = IMAPC_STORAGE(ns->storage);
 	if (imapc_client_get_capabilities(istorage->client->client,
 					  &caps) < 0) {
 		*error_r = istorage->client->auth_failed_reason != NULL ?
@@ -584,7 +590,8 @@ static void referral_proxy_map_error(struct mailbox *box)
 	text = mailbox_get_last_error(box, &error);
 	if (error != MAIL_ERROR_TEMP)
 		return;
-	if (box->storage->last_error_is_internal) {
+	if (box->storage->last_error_is_internal ||
+	    str_begins(text, MAIL_ERRSTR_CRITICAL_MSG)) {
 		/* the cause (refused, timed out, ...) is in the log, from
 		   imapc */
 		text = t_strdup_printf("Remote server %s is unavailable",
