@@ -5,6 +5,7 @@
 #include "array.h"
 #include "test-common.h"
 #include "referral-directory-ldap-settings.h"
+#include "referral-proxy.h"
 
 static const char *test_setting(const char *name, void *context)
 {
@@ -189,6 +190,101 @@ static void test_referral_settings_invalid(void)
 	test_end();
 }
 
+static int
+test_proxy_parse(const char *const *pairs,
+		 const struct referral_proxy_settings **set_r,
+		 const char **error_r)
+{
+	return referral_proxy_settings_parse(pool_datastack_create(),
+					     test_setting, (void *)pairs,
+					     set_r, error_r);
+}
+
+static void test_referral_proxy_settings_defaults(void)
+{
+	static const char *none[] = { NULL };
+	static const char *no[] = { "proxy", "no", NULL };
+	const struct referral_proxy_settings *set;
+	const char *error;
+
+	test_begin("referral proxy settings: defaults");
+	test_assert(test_proxy_parse(none, &set, &error) == 0);
+	test_assert(set->policy == REFERRAL_PROXY_NO);
+	test_assert_strcmp(set->master_user, "");
+	test_assert_strcmp(set->password, "");
+	test_assert_strcmp(set->ssl, "");
+	test_assert(set->ssl_verify);
+	test_assert(set->timeout_msecs == 30*1000);
+	test_assert_strcmp(set->features,
+			   "rfc822.size fetch-headers search modseq");
+	test_assert(test_proxy_parse(no, &set, &error) == 0);
+	test_assert(set->policy == REFERRAL_PROXY_NO);
+	test_end();
+}
+
+static void test_referral_proxy_settings_values(void)
+{
+	static const char *unaware[] = {
+		"proxy", "unaware", "proxy_master_user", "mbref-proxy",
+		"proxy_password", "s3cret", "proxy_ssl", "imaps",
+		"proxy_ssl_verify", "no", "proxy_timeout", "5s",
+		"proxy_features", "modseq", NULL
+	};
+	static const char *all[] = {
+		"proxy", "all", "proxy_ssl", "starttls",
+		"proxy_timeout", "1s", NULL
+	};
+	const struct referral_proxy_settings *set;
+	const char *error;
+
+	test_begin("referral proxy settings: values");
+	test_assert(test_proxy_parse(unaware, &set, &error) == 0);
+	test_assert(set->policy == REFERRAL_PROXY_UNAWARE);
+	test_assert_strcmp(set->master_user, "mbref-proxy");
+	test_assert_strcmp(set->password, "s3cret");
+	test_assert_strcmp(set->ssl, "imaps");
+	test_assert(!set->ssl_verify);
+	test_assert(set->timeout_msecs == 5000);
+	test_assert_strcmp(set->features, "modseq");
+	test_assert(test_proxy_parse(all, &set, &error) == 0);
+	test_assert(set->policy == REFERRAL_PROXY_ALL);
+	test_assert_strcmp(set->ssl, "starttls");
+	test_assert(set->timeout_msecs == 1000);
+	test_end();
+}
+
+static void test_referral_proxy_settings_invalid(void)
+{
+	static const struct {
+		const char *pairs[3];
+		const char *error;
+	} tests[] = {
+		{ { "proxy", "yes", NULL },
+		  "mailbox_referrals_proxy: Invalid value 'yes' "
+		  "(expected no, unaware or all)" },
+		{ { "proxy_ssl", "tls", NULL },
+		  "mailbox_referrals_proxy_ssl: Invalid value 'tls' "
+		  "(expected no, imaps or starttls)" },
+		{ { "proxy_ssl_verify", "maybe", NULL },
+		  "mailbox_referrals_proxy_ssl_verify: Invalid boolean "
+		  "'maybe' (expected yes or no)" },
+		{ { "proxy_timeout", "500ms", NULL },
+		  "mailbox_referrals_proxy_timeout: must be at least 1s" },
+	};
+	const struct referral_proxy_settings *set;
+	const char *error;
+	unsigned int i;
+
+	test_begin("referral proxy settings: invalid");
+	for (i = 0; i < N_ELEMENTS(tests); i++) {
+		error = NULL;
+		test_assert_idx(test_proxy_parse(tests[i].pairs, &set,
+						 &error) < 0, i);
+		test_assert_strcmp_idx(error, tests[i].error, i);
+	}
+	test_end();
+}
+
 int main(void)
 {
 	static void (*const test_functions[])(void) = {
@@ -196,6 +292,9 @@ int main(void)
 		test_referral_settings_defaults,
 		test_referral_settings_full,
 		test_referral_settings_invalid,
+		test_referral_proxy_settings_defaults,
+		test_referral_proxy_settings_values,
+		test_referral_proxy_settings_invalid,
 		NULL
 	};
 	return test_run(test_functions);
