@@ -85,10 +85,10 @@ static int referral_mailbox_check(struct mailbox *box)
 
 	if (rbox->local)
 		return 0;
-	if (rbox->open_error_text != NULL) {
+	if (rbox->proxy_error != NULL) {
 		/* the proxy could not reach the mailbox's servers */
-		mail_storage_set_error(box->storage, box->open_error,
-				       rbox->open_error_text);
+		mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
+				       rbox->proxy_error);
 		return -1;
 	}
 	T_BEGIN {
@@ -366,12 +366,7 @@ void referral_mailbox_allocated(struct mailbox *box)
 		return;
 
 	rbox = p_new(box->pool, struct referral_mailbox, 1);
-	if (box->open_error != 0) {
-		/* mailbox_alloc() set the error of get_storage, e.g. the
-		   proxy not reaching any of the mailbox's servers */
-		rbox->open_error_text = p_strdup(box->pool,
-			mailbox_get_last_error(box, NULL));
-	}
+	rbox->proxy_error = referral_proxy_take_failure(box);
 	rbox->module_ctx.super = *v;
 	box->vlast = &rbox->module_ctx.super;
 	v->open = referral_mailbox_open;

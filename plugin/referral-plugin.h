@@ -53,9 +53,9 @@ struct referral_mailbox {
 	/* this server serves the mailbox: decided once per struct mailbox
 	   (e.g. STATUS checks, then opens) */
 	bool local;
-	/* mailbox_alloc() could not place the mailbox (see
+	/* the proxy could not reach the mailbox's servers (see
 	   referral-proxy.c): the error every use of it gets */
-	const char *open_error_text;
+	const char *proxy_error;
 };
 
 extern MODULE_CONTEXT_DEFINE(referral_user_module,

@@ -87,6 +87,9 @@ struct referral_proxy_state {
 	const char *pending_storage_name;
 	struct mailbox_list *pending_home_list;
 	bool pending_own_entry;
+	/* get_storage could not reach any of vname's servers: why */
+	const char *failed_vname;
+	const char *failed_error;
 };
 
 /* A proxy namespace's list. */
@@ -541,8 +544,9 @@ referral_proxy_get_storage(struct mailbox_list **list, const char *vname,
 	int ret;
 
 	/* a mailbox allocated again (e.g. re-opened) must not pick up a
-	   name decided for another */
+	   name or failure decided for another */
 	proxy->pending_vname = NULL;
+	proxy->failed_vname = NULL;
 
 	if (!referral_proxy_active(ruser))
 		return referral_proxy_next_get_storage(list, vname, storage_r);
@@ -557,9 +561,14 @@ referral_proxy_get_storage(struct mailbox_list **list, const char *vname,
 	}
 	conn = referral_proxy_conn_get(ruser, home_list->ns, &target, &error);
 	if (conn == NULL) {
-		mailbox_list_set_error(home_list, MAIL_ERROR_UNAVAILABLE,
-				       error);
-		return -1;
+		/* Failing here would make mailbox_alloc() replace the
+		   reason with "Internal error" when the mailbox is used:
+		   the mailbox is allocated here instead, and fails with
+		   the reason at its first use (referral-mailbox.c). */
+		proxy->failed_vname = vname;
+		proxy->failed_error = error;
+		return referral_proxy_next_get_storage(list, vname,
+						       storage_r);
 	}
 	storage_name = t_str_new(64);
 	if (imap_utf8_to_utf7(target.remote_name, storage_name) < 0)
@@ -760,6 +769,22 @@ referral_proxy_sync_init(struct mailbox *box, enum mailbox_sync_flags flags)
 static bool referral_proxy_is_inconsistent(struct mailbox *box)
 {
 	return box->view != NULL && mail_index_view_is_inconsistent(box->view);
+}
+
+const char *referral_proxy_take_failure(struct mailbox *box)
+{
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(box->storage->user);
+	struct referral_proxy_state *proxy = ruser->proxy;
+	const char *error;
+
+	if (proxy == NULL || proxy->failed_vname == NULL ||
+	    strcmp(proxy->failed_vname, box->vname) != 0)
+		return NULL;
+	error = p_strdup(box->pool, proxy->failed_error);
+	proxy->failed_vname = NULL;
+	proxy->failed_error = NULL;
+	return error;
 }
 
 bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r)

@@ -65,6 +65,10 @@ void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v);
 /* Returns TRUE if list belongs to one of the session's proxy namespaces
    (then no other hook of ours applies to it). */
 bool referral_proxy_list_is_ours(struct mailbox_list *list);
+/* Returns why the proxy could not reach the servers of box (a mailbox
+   of a list where referrals apply, just allocated), in box's pool, or
+   NULL if it did not try or succeeded. */
+const char *referral_proxy_take_failure(struct mailbox *box);
 /* Returns TRUE (with error_r, text for the client) if box is a remote
    mailbox whose connection to its server is lost: its commands fail
    until the client selects it again. */
