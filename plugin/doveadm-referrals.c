@@ -9,7 +9,9 @@
    plugins of mail_plugins, skipping those that fail to load, so these
    commands exist exactly when mailbox_referrals is in mail_plugins (a
    *_dependencies symbol would not do: doveadm checks it against its own
-   plugins, not the mail plugins). Everything runs as a mail command, so
+   plugins, not the mail plugins). Most of those functions are in the
+   mail plugin's core module, which the mail plugin loads in doveadm as
+   soon as it is loaded itself (mailbox_referrals_plugin_preinit()). Everything runs as a mail command, so
    -u, -A and -F work, and prints through doveadm-print, so -f works. */
 
 #include "lib.h"

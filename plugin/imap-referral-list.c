@@ -10,7 +10,12 @@
    directory's mailboxes when the iteration flags include
    MAILBOX_LIST_ITER_REFERRAL_REMOTE; the output loop is ours because
    Dovecot's LIST has no way to print \Remote. LIST without REMOTE and the
-   hierarchy separator request RLIST <ref> "" are left to Dovecot's LIST. */
+   hierarchy separator request RLIST <ref> "" are left to Dovecot's LIST.
+
+   This file is the IMAP plugin's core module,
+   lib21_imap_mailbox_referrals_core_plugin.so: the IMAP plugin's module
+   registers the commands and loads it at a session's first RLIST, RLSUB
+   or LIST (imap-referral-commands.c). */
 
 #include "imap-common.h"
 #include "array.h"
@@ -105,7 +110,13 @@ struct rlist_context {
 	bool want_status:1;
 };
 
+/* Dovecot's own LIST, for the plain listings */
 static command_func_t *dovecot_cmd_list;
+
+const char *imap_mailbox_referrals_core_plugin_version = DOVECOT_ABI_VERSION;
+
+void imap_mailbox_referrals_core_plugin_init(struct module *module);
+void imap_mailbox_referrals_core_plugin_deinit(void);
 
 static const struct rlist_option *
 rlist_option_find(const char *name, enum rlist_option_place place)
@@ -631,35 +642,18 @@ static bool cmd_list_maybe_remote(struct client_command_context *cmd)
 	return rlist_run(cmd, args, FALSE, FALSE);
 }
 
-/* imap sorts its command table at the first command_find() after a
-   command_register() (with the session's first command at the latest).
-   Registering RLIST and RLSUB first and then changing the entries in
-   place keeps that to one sort per process, as without the plugin; the
-   usual unregister-and-register of LIST would sort the table once more,
-   20,000 instructions in every session (bench/README.md). */
-void imap_referral_list_commands_init(void)
-{
-	struct command *list;
+static const struct imap_referral_core_vfuncs imap_referral_core_vfuncs = {
+	.cmd_rlist = cmd_rlist,
+	.cmd_rlsub = cmd_rlsub,
+	.cmd_list = cmd_list_maybe_remote,
+};
 
-	command_register("RLIST", cmd_rlist, 0);
-	command_register("RLSUB", cmd_rlsub, 0);
-	list = command_find("LIST");
-	i_assert(list != NULL);
-	dovecot_cmd_list = list->func;
-	/* the same flags as LIST: they say how the command may run in
-	   parallel with others, which is the same for all three */
-	command_find("RLIST")->flags = list->flags;
-	command_find("RLSUB")->flags = list->flags;
-	list->func = cmd_list_maybe_remote;
+void imap_mailbox_referrals_core_plugin_init(struct module *module ATTR_UNUSED)
+{
+	dovecot_cmd_list = imap_referral_core_register(&imap_referral_core_vfuncs);
 }
 
-void imap_referral_list_commands_deinit(void)
+void imap_mailbox_referrals_core_plugin_deinit(void)
 {
-	struct command *list;
-
-	command_unregister("RLSUB");
-	command_unregister("RLIST");
-	list = command_find("LIST");
-	if (list != NULL)
-		list->func = dovecot_cmd_list;
+	imap_referral_core_unregister();
 }

@@ -13,8 +13,24 @@ extern const char imap_mailbox_referrals_plugin_binary_dependency[];
 void imap_mailbox_referrals_plugin_init(struct module *module);
 void imap_mailbox_referrals_plugin_deinit(void);
 
-/* RLIST, RLSUB and LIST (REMOTE): imap-referral-list.c */
+/* RLIST, RLSUB and LIST (REMOTE): registered by imap-referral-commands.c,
+   run by the IMAP core module (imap-referral-list.c), loaded at the first
+   of them in a session. */
 void imap_referral_list_commands_init(void);
 void imap_referral_list_commands_deinit(void);
+
+struct client_command_context;
+/* as imap's command_func_t */
+typedef bool imap_referral_cmd_func_t(struct client_command_context *cmd);
+struct imap_referral_core_vfuncs {
+	imap_referral_cmd_func_t *cmd_rlist;
+	imap_referral_cmd_func_t *cmd_rlsub;
+	/* LIST, with or without REMOTE */
+	imap_referral_cmd_func_t *cmd_list;
+};
+/* Called by the IMAP core module's init: returns Dovecot's own LIST. */
+imap_referral_cmd_func_t *
+imap_referral_core_register(const struct imap_referral_core_vfuncs *vfuncs);
+void imap_referral_core_unregister(void);
 
 #endif

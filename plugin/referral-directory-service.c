@@ -27,7 +27,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#define REFERRAL_SERVICE_DEFAULT_TIMEOUT_MSECS (5*1000)
 /* Longest part of a bad line quoted in an error. */
 #define REFERRAL_SERVICE_MAX_QUOTED 128
 
@@ -483,29 +482,9 @@ referral_service_init(const struct referral_directory_params *params,
 	const char *path;
 	unsigned int timeout_msecs;
 
-	path = referral_setting_get(params->lookup, params->lookup_context,
-				    "directory_socket");
-	if (path == NULL)
-		path = REFERRAL_SERVICE_NAME;
-	if (path[0] != '/') {
-		if (params->base_dir == NULL || params->base_dir[0] == '\0') {
-			*error_r = REFERRAL_SETTING_PREFIX"directory_socket: "
-				"relative path, but base_dir is not known";
-			return -1;
-		}
-		path = t_strconcat(params->base_dir, "/", path, NULL);
-	}
-	if (referral_setting_get_time_msecs(params->lookup,
-			params->lookup_context, "directory_timeout",
-			REFERRAL_SERVICE_DEFAULT_TIMEOUT_MSECS,
-			&timeout_msecs, error_r) < 0)
+	if (referral_directory_service_settings(params, &path, &timeout_msecs,
+						error_r) < 0)
 		return -1;
-	if (timeout_msecs == 0) {
-		*error_r = REFERRAL_SETTING_PREFIX
-			"directory_timeout: must not be 0";
-		return -1;
-	}
-
 	sdir = i_new(struct service_referral_directory, 1);
 	sdir->dir.name = "service";
 	sdir->dir.v.deinit = referral_service_deinit;

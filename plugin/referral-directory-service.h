@@ -7,6 +7,7 @@
 /* Internals of the service backend, shared with its unit tests. */
 
 struct referral_directory;
+struct referral_directory_params;
 
 #define REFERRAL_SERVICE_NAME "mailbox-referrals-directory"
 #define REFERRAL_SERVICE_VERSION_MAJOR 1
@@ -18,6 +19,13 @@ struct referral_directory;
    keeps a listing in memory and has Dovecot's 256 MB default vsz_limit;
    the same cap as the ldap backend's listings. */
 #define REFERRAL_SERVICE_MAX_REPLY_ENTRIES 50000
+
+/* Parse the service backend's settings: the socket's path (absolute) and
+   the timeout of a request. Returns 0, or -1 with error_r. */
+int referral_directory_service_settings(
+	const struct referral_directory_params *params,
+	const char **socket_path_r, unsigned int *timeout_msecs_r,
+	const char **error_r);
 
 /* Use fd (connected, e.g. one end of a socketpair) as the connection to
    the service instead of connecting to the socket: the handshake is sent

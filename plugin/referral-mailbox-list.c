@@ -57,24 +57,6 @@ struct referral_mailbox_list_iterate_context {
 	struct mailbox_info info;
 };
 
-unsigned int mailbox_referrals_list_failures(struct mail_user *user,
-					     const char **error_r)
-{
-	struct referral_user *ruser = REFERRAL_USER_CONTEXT(user);
-
-	if (ruser == NULL) {
-		*error_r = NULL;
-		return 0;
-	}
-	*error_r = ruser->list_error;
-	return ruser->list_failures;
-}
-
-bool mailbox_referrals_list_enabled(struct mailbox_list *list)
-{
-	return REFERRAL_LIST_CONTEXT(list) != NULL;
-}
-
 static struct mailbox_list_iterate_context *
 referral_mailbox_list_iter_init(struct mailbox_list *list,
 				const char *const *patterns,

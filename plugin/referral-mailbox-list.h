@@ -7,6 +7,7 @@
 #include "referral-listing.h"
 
 struct mail_user;
+struct mailbox_list;
 struct mailbox_list_vfuncs;
 
 /* Flag of a listed mailbox that lives on another server (only listings in

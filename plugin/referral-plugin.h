@@ -27,6 +27,10 @@ struct referral_user {
 
 	const struct referral_settings *set;
 	struct event *event;
+	/* The fields below are set up by the plugin's core module, loaded
+	   when the session first needs it (referral_user_require_core()):
+	   until then core_initialized is FALSE and they are empty. */
+	bool core_initialized;
 	struct referral_directory *dir;
 	struct referral_cache *cache;
 	/* namespace prefix -> the namespace's entries, for listings */
@@ -46,6 +50,10 @@ struct referral_user {
 /* Exists only for the mailbox lists of namespaces where referrals apply. */
 struct referral_mailbox_list {
 	union mailbox_list_module_context module_ctx;
+	/* the vfuncs through which lib-storage calls us: the core module's
+	   are installed there when the list is first used */
+	struct mailbox_list_vfuncs *v;
+	bool core_initialized;
 };
 
 struct referral_mailbox {
@@ -65,11 +73,59 @@ extern MODULE_CONTEXT_DEFINE(referral_mailbox_list_module,
 extern MODULE_CONTEXT_DEFINE(referral_storage_module,
 			     &mail_storage_module_register);
 
+/* The core module's entry points (referral-core.c), which the mail
+   plugin's own module (referral-plugin.c, referral-user.c) calls once it
+   is loaded. The mail plugin's module links none of the core's symbols:
+   Dovecot loads it with RTLD_NOW in every session, which resolves every
+   symbol a module names whether the session uses it or not. */
+struct referral_core_vfuncs {
+	/* set up the user's directory backend, caches and proxy state;
+	   returns 0, or -1 with error_r */
+	int (*user_init)(struct referral_user *ruser, const char **error_r);
+	void (*user_deinit)(struct referral_user *ruser);
+	/* install the vfuncs of a list where referrals apply */
+	void (*list_init)(struct mailbox_list_vfuncs *v);
+	bool (*list_is_ours)(struct mailbox_list *list);
+	void (*mailbox_allocated)(struct mailbox *box);
+	bool (*mailbox_lost)(struct mailbox *box, const char **error_r);
+};
+
 extern const char *mailbox_referrals_plugin_version;
+extern const char *mailbox_referrals_plugin_dependencies[];
+
+/* The core module registers itself from its init function. */
+void referral_core_register(const struct referral_core_vfuncs *vfuncs);
+void referral_core_unregister(void);
+/* Returns the core's entry points, loading the core module first if
+   needed (a failure to load it ends the process, as a missing mail
+   plugin does). */
+const struct referral_core_vfuncs *referral_core_require(void);
+/* Load and initialize the module name (e.g. "mailbox_referrals_core")
+   from the directory of the mail plugin's module into modules; a failure
+   ends the process. */
+struct module;
+void referral_plugin_load_module(struct module **modules, const char *name);
+/* Returns the core's entry points, or NULL if it is not loaded. */
+const struct referral_core_vfuncs *referral_core_get(void);
+
+/* A setting of the user by its name without the prefix (context: the
+   mail_user), and the directory backend's parameters. */
+const char *referral_user_setting(const char *name, void *context);
+struct referral_directory_params;
+void referral_user_directory_params(struct referral_user *ruser,
+				    struct referral_directory_params *params_r);
+
+/* Set up the core's part of the user (the directory, caches, proxy) if
+   not done yet. Returns 0, or -1 with error_r. */
+int referral_user_require_core(struct referral_user *ruser,
+			       const char **error_r);
 
 void referral_mail_user_created(struct mail_user *user);
 void referral_mailbox_list_created(struct mailbox_list *list);
 void referral_mailbox_allocated(struct mailbox *box);
+/* The mail plugin's mailbox_allocated hook: hands over to the core's
+   referral_mailbox_allocated() once the core is loaded. */
+void referral_plugin_mailbox_allocated(struct mailbox *box);
 
 /* Returns TRUE if referrals are enabled for the user (for the imap plugin:
    advertise MAILBOX-REFERRALS only then). */
@@ -78,7 +134,13 @@ bool mailbox_referrals_user_enabled(struct mail_user *user);
    or LIST (REMOTE)): from now on remote mailboxes are referred, unless
    mailbox_referrals_proxy = all. */
 void mailbox_referrals_user_set_aware(struct mail_user *user);
+/* Returns TRUE (with error_r, text for the client) if box is a proxied
+   remote mailbox whose connection to its server is lost (see
+   referral_proxy_mailbox_lost()); FALSE while the core is not loaded,
+   as no mailbox is proxied then. */
+bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r);
 
+void mailbox_referrals_plugin_preinit(void);
 void mailbox_referrals_plugin_init(struct module *module);
 void mailbox_referrals_plugin_deinit(void);
 

@@ -71,8 +71,9 @@ bool referral_proxy_list_is_ours(struct mailbox_list *list);
 const char *referral_proxy_take_failure(struct mailbox *box);
 /* Returns TRUE (with error_r, text for the client) if box is a remote
    mailbox whose connection to its server is lost: its commands fail
-   until the client selects it again. */
-bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r);
+   until the client selects it again. (The IMAP plugin asks through
+   mailbox_referrals_proxy_lost(), see referral-plugin.h.) */
+bool referral_proxy_mailbox_lost(struct mailbox *box, const char **error_r);
 /* Install the vfuncs of a mailbox on a remote server. */
 void referral_proxy_mailbox_allocated(struct mailbox *box);
 

@@ -1,12 +1,25 @@
 /* Copyright (c) 2026 dovecot-mailbox-referrals authors.
    SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
 
+/* Per-user setup in the mail plugin's module (see referral-plugin.c): at
+   login the settings are checked, so that an invalid value fails the
+   login, and the lists of the namespaces where referrals apply get the
+   two vfuncs through which every use of them begins: iter_init (every
+   listing) and get_storage (mailbox_alloc(), for every mailbox of the
+   namespace). With a deployment where mailbox_referrals_namespaces
+   applies to every user, these run at every login, for a namespace the
+   session may never use. The first call of either loads the core module,
+   sets up the user's directory backend, caches and proxy state, and
+   installs the core's vfuncs of the list in place of these two (so any
+   vfunc the core installs takes effect at the namespace's first listing
+   or mailbox, not before). */
+
 #include "lib.h"
 #include "array.h"
 #include "mail-namespace.h"
 #include "referral-settings.h"
 #include "referral-directory.h"
-#include "referral-cache.h"
+#include "referral-directory-service.h"
 #include "referral-mailbox-list.h"
 #include "referral-proxy.h"
 #include "referral-plugin.h"
@@ -16,13 +29,7 @@ struct referral_user_module referral_user_module =
 struct referral_mailbox_list_module referral_mailbox_list_module =
 	MODULE_CONTEXT_INIT(&mailbox_list_module_register);
 
-#define REFERRAL_LIST_CACHE_SIZE 16
-
-static struct event_category event_category_referrals = {
-	.name = "mailbox-referrals",
-};
-
-static const char *referral_user_setting(const char *name, void *context)
+const char *referral_user_setting(const char *name, void *context)
 {
 	struct mail_user *user = context;
 
@@ -30,31 +37,134 @@ static const char *referral_user_setting(const char *name, void *context)
 		t_strconcat(REFERRAL_SETTING_PREFIX, name, NULL));
 }
 
+void referral_user_directory_params(struct referral_user *ruser,
+				    struct referral_directory_params *params_r)
+{
+	struct mail_user *user = ruser->user;
+
+	i_zero(params_r);
+	params_r->set = ruser->set;
+	params_r->lookup = referral_user_setting;
+	params_r->lookup_context = user;
+	params_r->base_dir = user->set->base_dir;
+	params_r->module_dir = user->set->mail_plugin_dir;
+	params_r->event_parent = ruser->event;
+}
+
+int referral_user_require_core(struct referral_user *ruser,
+			       const char **error_r)
+{
+	if (ruser->core_initialized)
+		return 0;
+	if (referral_core_require()->user_init(ruser, error_r) < 0)
+		return -1;
+	ruser->core_initialized = TRUE;
+	return 0;
+}
+
 static void referral_user_deinit(struct mail_user *user)
 {
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT_REQUIRE(user);
 
-	referral_proxy_user_deinit(ruser);
-	referral_cache_deinit(&ruser->cache);
-	referral_cache_deinit(&ruser->list_cache);
-	i_free(ruser->list_error);
-	referral_directory_deinit(&ruser->dir);
-	event_unref(&ruser->event);
+	if (ruser->core_initialized)
+		referral_core_get()->user_deinit(ruser);
 	ruser->module_ctx.super.deinit(user);
+}
+
+/* The user's mailbox_referrals_* plugin settings, found in one pass
+   over the plugin settings (mail_user_plugin_getenv() makes a pass for
+   every setting): pairs of name without the prefix and value, then NULL.
+   Login uses them; the core asks referral_user_setting(). */
+static const char *const *referral_login_settings(struct mail_user *user)
+{
+	const char *const *envs = NULL, **found;
+	unsigned int i, count = 0, n = 0;
+	size_t len = strlen(REFERRAL_SETTING_PREFIX);
+
+	if (array_is_created(&user->set->plugin_envs))
+		envs = array_get(&user->set->plugin_envs, &count);
+	for (i = 0; i + 1 < count; i += 2) {
+		if (strncmp(envs[i], REFERRAL_SETTING_PREFIX, len) == 0)
+			n++;
+	}
+	found = p_new(user->pool, const char *, n * 2 + 1);
+	for (i = 0, n = 0; i + 1 < count; i += 2) {
+		if (strncmp(envs[i], REFERRAL_SETTING_PREFIX, len) == 0) {
+			found[n++] = envs[i] + len;
+			found[n++] = envs[i + 1];
+		}
+	}
+	return found;
+}
+
+/* referral_setting_lookup_t over referral_login_settings() */
+static const char *referral_login_setting(const char *name, void *context)
+{
+	const char *const *settings = context;
+
+	for (; *settings != NULL; settings += 2) {
+		if (strcmp(settings[0], name) == 0)
+			return settings[1];
+	}
+	return NULL;
+}
+
+/* Returns TRUE if one of the settings' names begins with prefix. */
+static bool
+referral_login_sets_any(const char *const *settings, const char *prefix)
+{
+	size_t len = strlen(prefix);
+
+	for (; *settings != NULL; settings += 2) {
+		if (strncmp(settings[0], prefix, len) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Check the settings that the core's parts parse when they are set up:
+   the proxy's, and the service backend's. Settings left unset get their
+   defaults, which are valid: only those set are parsed. Returns 0, or -1
+   with error_r. */
+static int
+referral_user_check_settings(struct referral_user *ruser,
+			     const char *const *settings, const char **error_r)
+{
+	struct mail_user *user = ruser->user;
+	struct referral_directory_params params;
+	const struct referral_proxy_settings *proxy_set;
+	const char *socket_path;
+	unsigned int timeout_msecs;
+
+	if (referral_login_sets_any(settings, "proxy") &&
+	    referral_proxy_settings_parse(user->pool, referral_login_setting,
+					  (void *)settings, &proxy_set,
+					  error_r) < 0)
+		return -1;
+	if (strcmp(ruser->set->directory, "service") != 0)
+		return 0;
+	/* (the default socket is relative to base_dir) */
+	if (!referral_login_sets_any(settings, "directory_") &&
+	    user->set->base_dir != NULL && user->set->base_dir[0] != '\0')
+		return 0;
+	referral_user_directory_params(ruser, &params);
+	params.lookup = referral_login_setting;
+	params.lookup_context = (void *)settings;
+	return referral_directory_service_settings(&params, &socket_path,
+						   &timeout_msecs, error_r);
 }
 
 void referral_mail_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
 	const struct referral_settings *set;
-	struct referral_directory_params params;
 	struct referral_user *ruser;
-	unsigned int cache_ttl_secs;
-	const char *error;
+	const char *const *settings, *error;
 	int ret;
 
-	ret = referral_settings_parse(user->pool, referral_user_setting, user,
-				      &set, &error);
+	settings = referral_login_settings(user);
+	ret = referral_settings_parse(user->pool, referral_login_setting,
+				      (void *)settings, &set, &error);
 	if (ret < 0) {
 		/* fail the login rather than serve remote mailboxes wrongly */
 		user->error = p_strdup_printf(user->pool,
@@ -71,39 +181,28 @@ void referral_mail_user_created(struct mail_user *user)
 	ruser = p_new(user->pool, struct referral_user, 1);
 	ruser->user = user;
 	ruser->set = set;
-	ruser->event = event_create(user->event);
-	event_add_category(ruser->event, &event_category_referrals);
-	event_set_append_log_prefix(ruser->event, "mailbox-referrals: ");
-	i_zero(&params);
-	params.set = set;
-	params.lookup = referral_user_setting;
-	params.lookup_context = user;
-	params.base_dir = user->set->base_dir;
-	params.module_dir = user->set->mail_plugin_dir;
-	params.event_parent = ruser->event;
-	if (referral_proxy_user_init(ruser, referral_user_setting, user,
-				     &error) < 0 ||
-	    referral_directory_init(&params, &ruser->dir, &error) < 0) {
-		user->error = p_strdup_printf(user->pool,
-			"mailbox-referrals: Invalid settings: %s", error);
-		event_unref(&ruser->event);
-		return;
-	}
-	/* A backend that answers from a replica kept current within a
-	   second is asked every time: a cache would only serve older
-	   answers, for no saving worth having. */
-	cache_ttl_secs = referral_directory_answers_fresh(ruser->dir) ? 0 :
-		set->cache_ttl_secs;
-	ruser->cache = referral_cache_init(cache_ttl_secs, set->cache_size);
-	/* one record per namespace */
-	ruser->list_cache = referral_cache_init(cache_ttl_secs,
-						REFERRAL_LIST_CACHE_SIZE);
-	if (set->shuffle)
-		ruser->shuffle_seed = i_rand() | 1;
 	ruser->module_ctx.super = *v;
 	user->vlast = &ruser->module_ctx.super;
 	v->deinit = referral_user_deinit;
 	MODULE_CONTEXT_SET(user, referral_user_module, ruser);
+
+	T_BEGIN {
+		ret = referral_user_check_settings(ruser, settings, &error);
+		/* Other backends than the built-in service (ldap: its module
+		   and its settings) are set up now, as is everything once
+		   the core is in the process anyway (doveadm, or a process
+		   serving several sessions), so that their errors fail the
+		   login. */
+		if (ret == 0 &&
+		    (strcmp(set->directory, "service") != 0 ||
+		     referral_core_get() != NULL))
+			ret = referral_user_require_core(ruser, &error);
+		if (ret < 0) {
+			user->error = p_strdup_printf(user->pool,
+				"mailbox-referrals: Invalid settings: %s",
+				error);
+		}
+	} T_END;
 }
 
 bool mailbox_referrals_user_enabled(struct mail_user *user)
@@ -118,8 +217,8 @@ void mailbox_referrals_user_set_aware(struct mail_user *user)
 	if (ruser == NULL || ruser->aware)
 		return;
 	ruser->aware = TRUE;
-	e_debug(ruser->event, "Session follows referrals (sent RLIST, "
-		"RLSUB or LIST (REMOTE))");
+	e_debug(user->event, "mailbox-referrals: Session follows referrals "
+		"(sent RLIST, RLSUB or LIST (REMOTE))");
 }
 
 /* Returns TRUE if the namespace is named in mailbox_referrals_namespaces,
@@ -146,22 +245,98 @@ referral_namespace_is_enabled(const struct referral_settings *set,
 	return FALSE;
 }
 
+unsigned int mailbox_referrals_list_failures(struct mail_user *user,
+					     const char **error_r)
+{
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(user);
+
+	if (ruser == NULL) {
+		*error_r = NULL;
+		return 0;
+	}
+	*error_r = ruser->list_error;
+	return ruser->list_failures;
+}
+
+bool mailbox_referrals_list_enabled(struct mailbox_list *list)
+{
+	return REFERRAL_LIST_CONTEXT(list) != NULL;
+}
+
+/* Set up the core's part of the user and of the list, once: the core's
+   vfuncs replace ours in the table lib-storage calls us through. A user
+   whose settings were checked at login has nothing left to fail here but
+   a broken installation. */
+static void referral_list_require_core(struct mailbox_list *list)
+{
+	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(list);
+	struct referral_user *ruser =
+		REFERRAL_USER_CONTEXT_REQUIRE(list->ns->user);
+	const char *error;
+
+	if (rlist->core_initialized)
+		return;
+	if (referral_user_require_core(ruser, &error) < 0) {
+		i_fatal("mailbox-referrals: Can't set up user %s: %s",
+			list->ns->user->username, error);
+	}
+	referral_core_get()->list_init(rlist->v);
+	rlist->core_initialized = TRUE;
+}
+
+static struct mailbox_list_iterate_context *
+referral_list_first_iter_init(struct mailbox_list *list,
+			      const char *const *patterns,
+			      enum mailbox_list_iter_flags flags)
+{
+	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(list);
+
+	referral_list_require_core(list);
+	return rlist->v->iter_init(list, patterns, flags);
+}
+
+static int
+referral_list_first_get_storage(struct mailbox_list **list, const char *vname,
+				struct mail_storage **storage_r)
+{
+	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(*list);
+
+	referral_list_require_core(*list);
+	return rlist->v->get_storage(list, vname, storage_r);
+}
+
 void referral_mailbox_list_created(struct mailbox_list *list)
 {
 	struct referral_user *ruser = REFERRAL_USER_CONTEXT(list->ns->user);
+	const struct referral_core_vfuncs *core = referral_core_get();
 	struct mailbox_list_vfuncs *v = list->vlast;
 	struct referral_mailbox_list *rlist;
 
-	if (ruser == NULL || referral_proxy_list_is_ours(list) ||
+	/* the core creates the proxy's lists: none exist before it is
+	   loaded */
+	if (ruser == NULL || (core != NULL && core->list_is_ours(list)) ||
 	    !referral_namespace_is_enabled(ruser->set, list->ns))
 		return;
 
-	e_debug(ruser->event, "Referrals enabled for namespace '%s'",
-		list->ns->prefix);
+	e_debug(list->ns->user->event, "mailbox-referrals: "
+		"Referrals enabled for namespace '%s'", list->ns->prefix);
 	rlist = p_new(list->pool, struct referral_mailbox_list, 1);
 	rlist->module_ctx.super = *v;
+	rlist->v = v;
 	list->vlast = &rlist->module_ctx.super;
-	referral_mailbox_list_init_iter(v);
-	referral_proxy_list_init_vfuncs(v);
+	v->iter_init = referral_list_first_iter_init;
+	v->get_storage = referral_list_first_get_storage;
 	MODULE_CONTEXT_SET(list, referral_mailbox_list_module, rlist);
+}
+
+void referral_plugin_mailbox_allocated(struct mailbox *box)
+{
+	/* mailbox_alloc() asked the list's get_storage first, so a list
+	   where referrals apply has the core already; this is for other
+	   callers */
+	if (REFERRAL_LIST_CONTEXT(box->list) != NULL)
+		referral_list_require_core(box->list);
+	/* without the core there are no proxy mailboxes either */
+	if (referral_core_get() != NULL)
+		referral_core_get()->mailbox_allocated(box);
 }

@@ -38,7 +38,9 @@ DOVECONF = "/usr/bin/doveconf"
 INSTALLED_MODULE_DIR = "/usr/lib/dovecot/modules"
 BUILD_MODULE_DIR = os.path.join(REPO_ROOT, "plugin", ".libs")
 PLUGIN_FILES = ("lib20_mailbox_referrals_plugin.so",
+                "lib20_mailbox_referrals_core_plugin.so",
                 "lib21_imap_mailbox_referrals_plugin.so",
+                "lib21_imap_mailbox_referrals_core_plugin.so",
                 "lib22_mailbox_referrals_ldap_plugin.so")
 # The directory service as built in the tree (README, "The directory
 # service"); Dovecot's `executable` takes an absolute path.

@@ -32,6 +32,10 @@ PLUGIN_MODULE = os.path.join(BUILD_MODULE_DIR,
                              "lib20_mailbox_referrals_plugin.so")
 IMAP_PLUGIN_MODULE = os.path.join(BUILD_MODULE_DIR,
                                   "lib21_imap_mailbox_referrals_plugin.so")
+# what the two modules above load when a session first needs them
+CORE_MODULES = tuple(os.path.join(BUILD_MODULE_DIR, name) for name in (
+    "lib20_mailbox_referrals_core_plugin.so",
+    "lib21_imap_mailbox_referrals_core_plugin.so"))
 
 USER = "alice"
 PASSWORD = "secret"
@@ -149,7 +153,7 @@ def plugin_settings(ldap, self_value, namespaces="Public/", **extra):
 
 
 def check_plugin_built():
-    missing = [p for p in (PLUGIN_MODULE, IMAP_PLUGIN_MODULE)
+    missing = [p for p in (PLUGIN_MODULE, IMAP_PLUGIN_MODULE) + CORE_MODULES
                if not os.path.exists(p)]
     if missing:
         raise Failure("plugin not built (missing %s); run ./quickstart build"

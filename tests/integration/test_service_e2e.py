@@ -21,8 +21,8 @@ import time
 from common import (check_plugin_built, expect, expect_eq, expect_ok,
                     expect_usable, plugin_settings, referral_entry,
                     referral_response,
-                    Failure, IMAP_PLUGIN_MODULE, PASSWORD, PLUGIN_MODULE,
-                    USER)
+                    CORE_MODULES, Failure, IMAP_PLUGIN_MODULE, PASSWORD,
+                    PLUGIN_MODULE, USER, wait_until)
 from harness import procs
 from harness.dovecot import Dovecot, BUILD_SERVICE
 from harness.imap import ImapClient, strip_timing
@@ -203,11 +203,12 @@ def test_imap_process_maps_no_libldap():
 
 
 def test_plugin_works_without_the_ldap_module():
-    """A module directory holding only the two plugin modules: the
-    service works; ldap fails the login with the reason in the log."""
+    """A module directory holding every plugin module but the LDAP
+    backend's: the service works; ldap fails the login with the reason in
+    the log."""
     moddir = tempfile.mkdtemp(prefix="mbref-modules-")
     os.chmod(moddir, 0o755)
-    for path in (PLUGIN_MODULE, IMAP_PLUGIN_MODULE):
+    for path in (PLUGIN_MODULE, IMAP_PLUGIN_MODULE) + CORE_MODULES:
         os.symlink(path, os.path.join(moddir, os.path.basename(path)))
     port = home.port
     with_service = make_dovecot("e2e-nomod", ldap,
@@ -243,6 +244,75 @@ def test_plugin_works_without_the_ldap_module():
         with_service.cleanup()
         with_ldap.cleanup()
         shutil.rmtree(moddir, ignore_errors=True)
+
+
+def _session_libraries():
+    """The shared objects of the one imap process of home (the test's
+    session), by file name."""
+    maps = _imap_libraries(home)
+    expect_eq(len(maps), 1, "imap processes: the session's only")
+    return next(iter(maps.values()))
+
+
+def test_core_modules_loaded_at_first_use():
+    """Dovecot loads the mail and IMAP plugins' own modules in every
+    session; their core modules are loaded by the sessions that use them:
+    the mail plugin's at the first mailbox (or listing) in a namespace
+    where referrals apply, the IMAP plugin's at the first RLIST, RLSUB or
+    LIST."""
+    core, imap_core = (os.path.basename(p) for p in CORE_MODULES)
+    expect(wait_until(lambda: not _imap_libraries(home)),
+           "the earlier tests' imap processes have exited")
+    with _client() as c:
+        expect_ok(c.command("SELECT INBOX"), "SELECT INBOX")
+        libs = _session_libraries()
+        expect(os.path.basename(PLUGIN_MODULE) in libs and
+               os.path.basename(IMAP_PLUGIN_MODULE) in libs,
+               "both plugins loaded: %r" % sorted(libs))
+        expect(core not in libs and imap_core not in libs,
+               "no core module after LOGIN, SELECT INBOX: %r"
+               % sorted(libs))
+        expect_eq(_select(c, "Public/Remote"),
+                  referral_response([IMAP2], "Public/Remote"),
+                  "SELECT Public/Remote")
+        libs = _session_libraries()
+        expect(core in libs and imap_core not in libs,
+               "the mail plugin's core only, after SELECT Public/Remote: "
+               "%r" % sorted(libs))
+        expect_ok(c.command('RLIST "" "Public/*"'), "RLIST")
+        expect(imap_core in _session_libraries(),
+               "the IMAP plugin's core after RLIST")
+        c.logout()
+
+
+def test_invalid_settings_fail_the_login():
+    """Settings that only the core modules use are checked at login all
+    the same: an invalid one fails the login, with the reason in the
+    log."""
+    cases = [
+        ({"mailbox_referrals_proxy": "sometimes"},
+         "mailbox_referrals_proxy: Invalid value 'sometimes' (expected "
+         "no, unaware or all)"),
+        ({"mailbox_referrals_directory_timeout": "0"},
+         "mailbox_referrals_directory_timeout: must not be 0"),
+    ]
+    for settings, reason in cases:
+        bad = make_dovecot("e2e-bad", ldap,
+                           mailbox_referrals_directory="service", **settings)
+        try:
+            bad.start()
+            with ImapClient(bad.port) as c:
+                r = c.login(USER, PASSWORD)
+                expect_eq(strip_timing(r.text),
+                          "OK Logged in, but initialization failed.",
+                          "LOGIN with %r" % settings)
+                expect_eq(c.read_line(), "* BYE Internal error occurred. "
+                          "Refer to server log for more information.",
+                          "the session ends")
+            bad.wait_log(lambda t: "mailbox-referrals: Invalid settings: " +
+                         reason in t)
+        finally:
+            bad.cleanup()
 
 
 def test_change_seen_by_the_next_command_of_an_open_session():
