@@ -35,7 +35,7 @@ void imap_referral_core_unregister(void)
 	imap_referral_core = NULL;
 }
 
-static const struct imap_referral_core_vfuncs *imap_referral_core_require(void)
+const struct imap_referral_core_vfuncs *imap_referral_core_require(void)
 {
 	if (imap_referral_core == NULL) {
 		referral_plugin_load_module(&imap_referral_core_modules,

@@ -72,22 +72,6 @@ static const char *const referral_selected_commands[] = {
 	"SEARCH", "SORT", "STORE", "THREAD", "UID", NULL
 };
 
-static bool cmd_referral_proxy_lost(struct client_command_context *cmd)
-{
-	const struct imap_arg *args;
-	const char *error;
-
-	/* the arguments (literals too) are read, so the next command
-	   starts where it should */
-	if (!client_read_args(cmd, 0, 0, &args))
-		return FALSE;
-	if (!mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
-		error = "Lost the connection to the server of this mailbox";
-	client_send_tagline(cmd, t_strdup_printf(
-		"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s", error));
-	return TRUE;
-}
-
 /* A proxied mailbox whose server went away: its commands get NO
    [UNAVAILABLE] instead of running. Run, FETCH would end the session
    (imap answers a failed FETCH with BYE) and the others would report
@@ -105,7 +89,7 @@ static void referral_command_pre(struct client_command_context *cmd)
 	if (command == NULL || cmd->func != command->func)
 		return;
 	if (mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
-		cmd->func = cmd_referral_proxy_lost;
+		cmd->func = imap_referral_core_require()->cmd_proxy_lost;
 }
 
 static void referral_command_post(struct client_command_context *cmd ATTR_UNUSED)
