@@ -284,6 +284,8 @@ static void referral_list_require_core(struct mailbox_list *list)
 	rlist->core_initialized = TRUE;
 }
 
+/* The entry points stay installed when the core leaves a vfunc alone:
+   then they hand over to what lib-storage would do without us. */
 static struct mailbox_list_iterate_context *
 referral_list_first_iter_init(struct mailbox_list *list,
 			      const char *const *patterns,
@@ -292,7 +294,9 @@ referral_list_first_iter_init(struct mailbox_list *list,
 	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(list);
 
 	referral_list_require_core(list);
-	return rlist->v->iter_init(list, patterns, flags);
+	if (rlist->v->iter_init != referral_list_first_iter_init)
+		return rlist->v->iter_init(list, patterns, flags);
+	return rlist->module_ctx.super.iter_init(list, patterns, flags);
 }
 
 static int
@@ -302,7 +306,17 @@ referral_list_first_get_storage(struct mailbox_list **list, const char *vname,
 	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(*list);
 
 	referral_list_require_core(*list);
-	return rlist->v->get_storage(list, vname, storage_r);
+	if (rlist->v->get_storage != referral_list_first_get_storage)
+		return rlist->v->get_storage(list, vname, storage_r);
+	if (rlist->module_ctx.super.get_storage != NULL) {
+		return rlist->module_ctx.super.get_storage(list, vname,
+							   storage_r);
+	}
+	/* lib-storage's default; per-mailbox storage drivers (mailbox
+	   { driver = ... }) do not apply in namespaces where referrals do
+	   (as in referral-proxy.c) */
+	*storage_r = mail_namespace_get_default_storage((*list)->ns);
+	return 0;
 }
 
 void referral_mailbox_list_created(struct mailbox_list *list)
