@@ -10,6 +10,8 @@
 #include "str.h"
 #include "imap-commands.h"
 #include "imap-resp-code.h"
+#include "imap-commands-util.h"
+#include "imap-sync.h"
 #include "imap-referral-plugin.h"
 #include "referral-plugin.h"
 #include "referral-proxy.h"
@@ -88,6 +90,31 @@ static bool cmd_referral_proxy_lost(struct client_command_context *cmd)
 	return TRUE;
 }
 
+/* THREAD (and UID THREAD) in a remote mailbox: run by its server (see
+   mailbox_referrals_proxy_thread()). */
+static bool cmd_referral_proxy_thread(struct client_command_context *cmd)
+{
+	struct mailbox *box = cmd->client->mailbox;
+	const struct imap_arg *args;
+	string_t *threads;
+	int ret;
+
+	if (!client_read_args(cmd, 0, 0, &args))
+		return FALSE;
+	threads = t_str_new(256);
+	ret = mailbox_referrals_proxy_thread(box, args, cmd->uid, threads);
+	if (ret < 0) {
+		client_send_box_error(cmd, box);
+		return TRUE;
+	}
+	i_assert(ret > 0);
+	client_send_line(cmd->client, str_len(threads) == 0 ? "* THREAD" :
+			 t_strconcat("* THREAD ", str_c(threads), NULL));
+	return cmd_sync(cmd, MAILBOX_SYNC_FLAG_FAST |
+			(cmd->uid ? 0 : MAILBOX_SYNC_FLAG_NO_EXPUNGES), 0,
+			"OK Thread completed.");
+}
+
 /* A proxied mailbox whose server went away: its commands get NO
    [UNAVAILABLE] instead of running. Run, FETCH would end the session
    (imap answers a failed FETCH with BYE) and the others would report
@@ -95,10 +122,15 @@ static bool cmd_referral_proxy_lost(struct client_command_context *cmd)
 static void referral_command_pre(struct client_command_context *cmd)
 {
 	const struct command *command;
-	const char *error;
+	const char *error, *name;
 
 	if (cmd->client->mailbox == NULL || cmd->name == NULL ||
-	    !str_array_icase_find(referral_selected_commands, cmd->name))
+	    !mailbox_referrals_proxy_is_remote(cmd->client->mailbox))
+		return;
+	/* "UID FETCH" is FETCH's */
+	name = cmd->uid && strncasecmp(cmd->name, "UID ", 4) == 0 ?
+		cmd->name + 4 : cmd->name;
+	if (!str_array_icase_find(referral_selected_commands, name))
 		return;
 	/* only before the command starts: later runs are its own */
 	command = command_find(cmd->name);
@@ -106,6 +138,8 @@ static void referral_command_pre(struct client_command_context *cmd)
 		return;
 	if (mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
 		cmd->func = cmd_referral_proxy_lost;
+	else if (strcasecmp(name, "THREAD") == 0)
+		cmd->func = cmd_referral_proxy_thread;
 }
 
 static void referral_command_post(struct client_command_context *cmd ATTR_UNUSED)

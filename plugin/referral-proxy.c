@@ -30,6 +30,9 @@
 #include "ioloop.h"
 #include "settings-parser.h"
 #include "imap-utf7.h"
+#include "imap-arg.h"
+#include "imap-util.h"
+#include "strnum.h"
 #include "mail-index.h"
 #include "mail-namespace.h"
 #include "mail-storage-settings.h"
@@ -110,6 +113,11 @@ struct referral_proxy_mailbox {
 	bool own_entry;
 	/* when its connection was last seen working */
 	time_t last_checked;
+	/* a THREAD sent to the remote server is waiting for its reply:
+	   the thread lists go here (UIDs); NULL otherwise */
+	string_t *thread_reply;
+	bool thread_registered;
+	bool thread_uids_to_seqs;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_list_module,
@@ -502,10 +510,14 @@ referral_proxy_conn_get(struct referral_user *ruser,
 		e_warning(ruser->event, "Remote server %s: %s", name, error);
 		if (str_len(errors) > 0)
 			str_append(errors, ", ");
-		str_printfa(errors, "%s: %s", name, error);
+		str_append(errors, name);
 	}
-	*error_r = t_strdup_printf("Remote server unavailable (%s)",
-				   str_c(errors));
+	/* the reasons are in the log, as for a server lost later */
+	*error_r = array_count(&target->servers) == 1 ?
+		t_strdup_printf("Remote server %s is unavailable",
+				str_c(errors)) :
+		t_strdup_printf("Remote servers %s are unavailable",
+				str_c(errors));
 	return NULL;
 }
 
@@ -594,32 +606,36 @@ static void referral_proxy_map_error(struct mailbox *box)
 {
 	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
 	enum mail_error error;
-	const char *text;
+	const char *text, *p;
+	size_t len;
 
 	text = mailbox_get_last_error(box, &error);
-	if (error != MAIL_ERROR_TEMP)
-		return;
 	if (box->storage->last_error_is_internal ||
 	    str_begins(text, MAIL_ERRSTR_CRITICAL_MSG)) {
+		if (error != MAIL_ERROR_TEMP)
+			return;
 		/* the cause (refused, timed out, ...) is in the log, from
 		   imapc */
-		text = t_strdup_printf("Remote server %s is unavailable",
-				       pbox->conn->server);
-	} else {
-		/* the remote server's own words (imapc took them from its
-		   reply, response code apart), without the timing Dovecot
-		   appends to its replies: ours follows */
-		const char *p = strrchr(text, '(');
-		size_t len = strlen(text);
-
-		if (p != NULL && p > text && p[-1] == ' ' && len > 7 &&
-		    (strcmp(text + len - 6, " secs)") == 0 ||
-		     strcmp(text + len - 7, " secs).") == 0))
-			text = t_strdup_until(text, p - 1);
+		mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
+			t_strdup_printf("Remote server %s is unavailable",
+					pbox->conn->server));
+		return;
+	}
+	/* The remote server's own words (imapc took them from its reply,
+	   response code apart), without the timing Dovecot appends to its
+	   replies: ours follows. */
+	p = strrchr(text, '(');
+	len = strlen(text);
+	if (p != NULL && p > text && p[-1] == ' ' && len > 7 &&
+	    (strcmp(text + len - 6, " secs)") == 0 ||
+	     strcmp(text + len - 7, " secs).") == 0))
+		text = t_strdup_until(text, p - 1);
+	if (error == MAIL_ERROR_TEMP) {
 		text = t_strdup_printf("Remote server %s: %s",
 				       pbox->conn->server, text);
+		error = MAIL_ERROR_UNAVAILABLE;
 	}
-	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE, text);
+	mail_storage_set_error(box->storage, error, text);
 }
 
 static int referral_proxy_mailbox_open(struct mailbox *box)
@@ -744,6 +760,55 @@ referral_proxy_transaction_commit(struct mailbox_transaction_context *t,
 	return 0;
 }
 
+static int
+referral_proxy_save_begin(struct mail_save_context *ctx, struct istream *input)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.save_begin(ctx, input) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_save_continue(struct mail_save_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.save_continue(ctx) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_save_finish(struct mail_save_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.save_finish(ctx) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_copy(struct mail_save_context *ctx, struct mail *mail)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.copy(ctx, mail) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
 /* imapc learns of changes on the remote server from IDLE, which it starts
    a moment after each command; a sync that is not FAST (NOOP, CHECK,
    SELECT, the end of IDLE, after EXPUNGE or MOVE) asks the remote server
@@ -814,6 +879,160 @@ bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r)
 	return TRUE;
 }
 
+/* Write a client's argument for the remote server: as the client sent
+   it, but a literal (or a string that can only be one) as a
+   non-synchronizing literal, since imapc sends the command in one go. */
+static bool
+referral_proxy_write_arg(string_t *dest, const struct imap_arg *arg,
+			 bool literal_plus)
+{
+	const struct imap_arg *list;
+	const char *value;
+	bool first = TRUE;
+
+	switch (arg->type) {
+	case IMAP_ARG_LIST:
+		str_append_c(dest, '(');
+		for (list = imap_arg_as_list(arg); !IMAP_ARG_IS_EOL(list); list++) {
+			if (!first)
+				str_append_c(dest, ' ');
+			first = FALSE;
+			if (!referral_proxy_write_arg(dest, list, literal_plus))
+				return FALSE;
+		}
+		str_append_c(dest, ')');
+		return TRUE;
+	case IMAP_ARG_LITERAL:
+	case IMAP_ARG_STRING:
+		value = imap_arg_as_astring(arg);
+		if (arg->type == IMAP_ARG_STRING &&
+		    strpbrk(value, "\r\n") == NULL) {
+			imap_write_arg(dest, arg);
+			return TRUE;
+		}
+		if (!literal_plus)
+			return FALSE;
+		str_printfa(dest, "{%zu+}\r\n%s", strlen(value), value);
+		return TRUE;
+	default:
+		imap_write_arg(dest, arg);
+		return TRUE;
+	}
+}
+
+/* Write the remote server's thread lists (RFC 5256 thread-list: numbers
+   separated by spaces, nested lists side by side), with UIDs turned into
+   this view's sequence numbers when the client asked without UID. A UID
+   this view does not know (a message the client has not been told of
+   yet) is left out, and so is a list left empty. */
+static void
+referral_proxy_write_threads(struct mailbox *box, string_t *dest,
+			     const struct imap_arg *args, bool to_seqs)
+{
+	const struct imap_arg *list;
+	const char *atom;
+	uint32_t num, seq;
+	size_t pos;
+	bool prev_number = FALSE;
+
+	for (; !IMAP_ARG_IS_EOL(args); args++) {
+		if (imap_arg_get_list(args, &list)) {
+			pos = str_len(dest);
+			if (prev_number)
+				str_append_c(dest, ' ');
+			str_append_c(dest, '(');
+			referral_proxy_write_threads(box, dest, list, to_seqs);
+			if (str_data(dest)[str_len(dest) - 1] == '(') {
+				str_truncate(dest, pos);
+				continue;
+			}
+			str_append_c(dest, ')');
+			prev_number = FALSE;
+			continue;
+		}
+		if (!imap_arg_get_atom(args, &atom) ||
+		    str_to_uint32(atom, &num) < 0 || num == 0)
+			continue;
+		if (to_seqs) {
+			if (!mail_index_lookup_seq(box->view, num, &seq))
+				continue;
+			num = seq;
+		}
+		if (prev_number)
+			str_append_c(dest, ' ');
+		str_printfa(dest, "%u", num);
+		prev_number = TRUE;
+	}
+}
+
+static void
+referral_proxy_untagged_thread(const struct imapc_untagged_reply *reply,
+			       struct imapc_mailbox *mbox)
+{
+	struct referral_proxy_mailbox *pbox =
+		REFERRAL_PROXY_CONTEXT(&mbox->box);
+
+	if (pbox == NULL || pbox->thread_reply == NULL)
+		return;
+	referral_proxy_write_threads(&mbox->box, pbox->thread_reply,
+				     reply->args, pbox->thread_uids_to_seqs);
+}
+
+bool mailbox_referrals_proxy_is_remote(struct mailbox *box)
+{
+	return REFERRAL_PROXY_CONTEXT(box) != NULL;
+}
+
+int mailbox_referrals_proxy_thread(struct mailbox *box,
+				   const struct imap_arg *args, bool uid,
+				   string_t *threads)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT(box);
+	struct imapc_mailbox *mbox;
+	struct imapc_simple_context sctx;
+	struct imapc_command *cmd;
+	string_t *str;
+
+	if (pbox == NULL || !box->opened)
+		return 0;
+	mbox = IMAPC_MAILBOX(box);
+	if (mbox->client_box == NULL)
+		return 0;
+
+	str = t_str_new(256);
+	str_append(str, "UID THREAD");
+	for (; !IMAP_ARG_IS_EOL(args); args++) {
+		str_append_c(str, ' ');
+		if (!referral_proxy_write_arg(str, args,
+				(mbox->capabilities &
+				 IMAPC_CAPABILITY_LITERALPLUS) != 0)) {
+			mail_storage_set_error(box->storage,
+				MAIL_ERROR_NOTPOSSIBLE,
+				"The remote server cannot take this "
+				"literal in one command (no LITERAL+)");
+			return -1;
+		}
+	}
+	if (!pbox->thread_registered) {
+		imapc_mailbox_register_untagged(mbox, "THREAD",
+						referral_proxy_untagged_thread);
+		pbox->thread_registered = TRUE;
+	}
+	pbox->thread_reply = threads;
+	pbox->thread_uids_to_seqs = !uid;
+	imapc_simple_context_init(&sctx, mbox->storage->client);
+	cmd = imapc_client_mailbox_cmd(mbox->client_box,
+				       imapc_simple_callback, &sctx);
+	imapc_command_send(cmd, str_c(str));
+	imapc_simple_run(&sctx, &cmd);
+	pbox->thread_reply = NULL;
+	if (sctx.ret < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 1;
+}
+
 void referral_proxy_mailbox_allocated(struct mailbox *box)
 {
 	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(box->list);
@@ -849,6 +1068,10 @@ void referral_proxy_mailbox_allocated(struct mailbox *box)
 	v->set_subscribed = referral_proxy_mailbox_set_subscribed;
 	v->transaction_commit = referral_proxy_transaction_commit;
 	v->sync_init = referral_proxy_sync_init;
+	v->save_begin = referral_proxy_save_begin;
+	v->save_continue = referral_proxy_save_continue;
+	v->save_finish = referral_proxy_save_finish;
+	v->copy = referral_proxy_copy;
 	v->is_inconsistent = referral_proxy_is_inconsistent;
 	MODULE_CONTEXT_SET(box, referral_proxy_storage_module, pbox);
 }

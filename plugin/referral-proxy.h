@@ -73,6 +73,18 @@ const char *referral_proxy_take_failure(struct mailbox *box);
    mailbox whose connection to its server is lost: its commands fail
    until the client selects it again. */
 bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r);
+/* Returns TRUE if box is a remote mailbox served through this server. */
+bool mailbox_referrals_proxy_is_remote(struct mailbox *box);
+struct imap_arg;
+/* THREAD on a remote mailbox, run by its server: Dovecot 2.3's own
+   threading crashes on messages fetched through imapc (README, "Known
+   limits"). args are the client's arguments (algorithm, charset,
+   criteria); the thread lists are appended to threads, with sequence
+   numbers unless uid. Returns 1 when done, 0 if box is not a remote
+   mailbox, -1 with the storage error set. */
+int mailbox_referrals_proxy_thread(struct mailbox *box,
+				   const struct imap_arg *args, bool uid,
+				   string_t *threads);
 /* Install the vfuncs of a mailbox on a remote server. */
 void referral_proxy_mailbox_allocated(struct mailbox *box);
 
