@@ -94,9 +94,12 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	ctx = p_new(_ctx->pool, struct referral_mailbox_list_iterate_context, 1);
 	ctx->ruser = ruser;
 	/* A proxied session uses remote mailboxes as if they were here:
-	   its plain listings show them too. */
+	   its plain listings show them too. Not lib-storage's own raw
+	   listings (e.g. the acl plugin's list of mailboxes, which asks
+	   each name's storage and expects this namespace's). */
 	ctx->remote_mode = (flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0 ||
-		referral_proxy_active(ruser);
+		((flags & MAILBOX_LIST_ITER_RAW_LIST) == 0 &&
+		 referral_proxy_active(ruser));
 	MODULE_CONTEXT_SET(_ctx, referral_mailbox_list_module, ctx);
 
 	if (!ctx->remote_mode && referral_directory_answers_fresh(ruser->dir)) {
