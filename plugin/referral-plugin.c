@@ -4,11 +4,13 @@
 #include "lib.h"
 #include "referral-directory.h"
 #include "referral-plugin.h"
+#include "referral-proxy.h"
 
 const char *mailbox_referrals_plugin_version = DOVECOT_ABI_VERSION;
 
 static struct mail_storage_hooks referral_mail_storage_hooks = {
 	.mail_user_created = referral_mail_user_created,
+	.mail_storage_created = referral_proxy_storage_created,
 	.mailbox_list_created = referral_mailbox_list_created,
 	.mailbox_allocated = referral_mailbox_allocated,
 };

@@ -60,6 +60,8 @@
 
 #define REFERRAL_PROXY_LIST_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, referral_proxy_list_module)
+#define REFERRAL_PROXY_STORAGE_CONTEXT(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, referral_proxy_storage_module)
 #define REFERRAL_PROXY_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, referral_proxy_storage_module)
 #define REFERRAL_PROXY_CONTEXT_REQUIRE(obj) \
@@ -90,9 +92,19 @@ struct referral_proxy_state {
 	const char *pending_storage_name;
 	struct mailbox_list *pending_home_list;
 	bool pending_own_entry;
-	/* get_storage could not reach any of vname's servers: why */
-	const char *failed_vname;
-	const char *failed_error;
+	/* the last mailbox_alloc() could not reach any of the servers of
+	   failed_vname: why */
+	char *failed_vname;
+	char *failed_error;
+};
+
+/* A storage of a proxying session. */
+struct referral_proxy_storage {
+	union mail_storage_module_context module_ctx;
+	struct mailbox *(*next_mailbox_alloc)(struct mail_storage *storage,
+					      struct mailbox_list *list,
+					      const char *vname,
+					      enum mailbox_flags flags);
 };
 
 /* A proxy namespace's list. */
@@ -183,6 +195,12 @@ int referral_proxy_settings_parse(pool_t pool,
 	return 0;
 }
 
+static void referral_proxy_clear_failure(struct referral_proxy_state *proxy)
+{
+	i_free(proxy->failed_vname);
+	i_free(proxy->failed_error);
+}
+
 int referral_proxy_user_init(struct referral_user *ruser,
 			     referral_setting_lookup_t *lookup,
 			     void *context, const char **error_r)
@@ -221,6 +239,7 @@ void referral_proxy_user_deinit(struct referral_user *ruser)
 	array_foreach_elem(&ruser->proxy->conns, conn)
 		mail_namespace_destroy(conn->ns);
 	array_clear(&ruser->proxy->conns);
+	referral_proxy_clear_failure(ruser->proxy);
 }
 
 bool referral_proxy_session_is_proxied(struct referral_user *ruser)
@@ -521,82 +540,84 @@ referral_proxy_conn_get(struct referral_user *ruser,
 	return NULL;
 }
 
-/* What mailbox_list_get_storage() would do without us. */
-static int
-referral_proxy_next_get_storage(struct mailbox_list **list, const char *vname,
-				struct mail_storage **storage_r)
+/* mail_storage's mailbox_alloc() of a storage of this session: a remote
+   mailbox of a proxied session is allocated in its server's proxy
+   namespace instead (the mailbox returned belongs to that storage and
+   list; mailbox_alloc() takes both from it). This is done here, not in
+   the list's get_storage: other callers of mailbox_list_get_storage()
+   expect a name's storage to be in the list's own namespace (the acl
+   plugin asserts it). */
+static struct mailbox *
+referral_proxy_storage_mailbox_alloc(struct mail_storage *storage,
+				     struct mailbox_list *list,
+				     const char *vname,
+				     enum mailbox_flags flags)
 {
-	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(*list);
-
-	if (rlist->module_ctx.super.get_storage != NULL) {
-		return rlist->module_ctx.super.get_storage(list, vname,
-							   storage_r);
-	}
-	/* lib-storage's default; per-mailbox storage drivers (mailbox
-	   { driver = ... }) do not apply in namespaces where referrals
-	   do */
-	*storage_r = mail_namespace_get_default_storage((*list)->ns);
-	return 0;
-}
-
-/* mailbox_list_get_storage(): a remote mailbox of a proxied session lives
-   in its server's proxy namespace. */
-static int
-referral_proxy_get_storage(struct mailbox_list **list, const char *vname,
-			   struct mail_storage **storage_r)
-{
-	struct mailbox_list *home_list = *list;
-	struct referral_user *ruser =
-		REFERRAL_USER_CONTEXT_REQUIRE(home_list->ns->user);
-	struct referral_proxy_state *proxy = ruser->proxy;
+	struct referral_proxy_storage *pstorage =
+		REFERRAL_PROXY_STORAGE_CONTEXT(storage);
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(list->ns->user);
+	struct referral_proxy_state *proxy;
 	struct referral_proxy_conn *conn;
 	struct referral_target target;
+	struct mail_storage *remote_storage;
 	const char *error;
 	string_t *storage_name;
 	int ret;
 
+	if (ruser == NULL || ruser->proxy == NULL ||
+	    REFERRAL_LIST_CONTEXT(list) == NULL ||
+	    !referral_proxy_active(ruser))
+		return pstorage->next_mailbox_alloc(storage, list, vname, flags);
+	proxy = ruser->proxy;
 	/* a mailbox allocated again (e.g. re-opened) must not pick up a
 	   name or failure decided for another */
 	proxy->pending_vname = NULL;
-	proxy->failed_vname = NULL;
+	referral_proxy_clear_failure(proxy);
 
-	if (!referral_proxy_active(ruser))
-		return referral_proxy_next_get_storage(list, vname, storage_r);
-	ret = referral_lookup(ruser, home_list->ns->prefix, vname,
-			      mail_namespace_get_sep(home_list->ns),
+	ret = referral_lookup(ruser, list->ns->prefix, vname,
+			      mail_namespace_get_sep(list->ns),
 			      &target, &error);
 	if (ret <= 0) {
 		/* local, or unknown: the mailbox hooks of the namespace
 		   decide (and fail with UNAVAILABLE) as without the proxy */
-		return referral_proxy_next_get_storage(list, vname,
-						       storage_r);
+		return pstorage->next_mailbox_alloc(storage, list, vname, flags);
 	}
-	conn = referral_proxy_conn_get(ruser, home_list->ns, &target, &error);
+	conn = referral_proxy_conn_get(ruser, list->ns, &target, &error);
 	if (conn == NULL) {
-		/* Failing here would make mailbox_alloc() replace the
-		   reason with "Internal error" when the mailbox is used:
-		   the mailbox is allocated here instead, and fails with
-		   the reason at its first use (referral-mailbox.c). */
-		proxy->failed_vname = vname;
-		proxy->failed_error = error;
-		return referral_proxy_next_get_storage(list, vname,
-						       storage_r);
+		/* the mailbox is allocated here, and the referral hooks fail
+		   it with the reason at its first use (referral-mailbox.c) */
+		referral_proxy_clear_failure(proxy);
+		proxy->failed_vname = i_strdup(vname);
+		proxy->failed_error = i_strdup(error);
+		return pstorage->next_mailbox_alloc(storage, list, vname, flags);
 	}
 	storage_name = t_str_new(64);
 	if (imap_utf8_to_utf7(target.remote_name, storage_name) < 0)
 		i_unreached(); /* the directory's names are valid UTF-8 */
-	proxy->pending_vname = vname;
+	proxy->pending_vname = t_strdup(vname);
 	proxy->pending_storage_name = str_c(storage_name);
-	proxy->pending_home_list = home_list;
+	proxy->pending_home_list = list;
 	proxy->pending_own_entry = target.own_entry;
-	*list = conn->ns->list;
-	*storage_r = conn->ns->storage;
-	return 0;
+	remote_storage = conn->ns->storage;
+	return remote_storage->v.mailbox_alloc(remote_storage, conn->ns->list,
+					       vname, flags);
 }
 
-void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v)
+void referral_proxy_storage_created(struct mail_storage *storage)
 {
-	v->get_storage = referral_proxy_get_storage;
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(storage->user);
+	struct referral_proxy_storage *pstorage;
+
+	if (ruser == NULL || ruser->proxy == NULL ||
+	    ruser->proxy->set->policy == REFERRAL_PROXY_NO ||
+	    ruser->proxy->creating != NULL)
+		return;
+	/* written into the table mailbox_alloc() calls, not through vlast:
+	   see referral_proxy_list_init() */
+	pstorage = p_new(storage->pool, struct referral_proxy_storage, 1);
+	pstorage->next_mailbox_alloc = storage->v.mailbox_alloc;
+	storage->v.mailbox_alloc = referral_proxy_storage_mailbox_alloc;
+	MODULE_CONTEXT_SET(storage, referral_proxy_storage_module, pstorage);
 }
 
 /* Errors of the remote server reach the client as UNAVAILABLE: temporary
@@ -847,8 +868,7 @@ const char *referral_proxy_take_failure(struct mailbox *box)
 	    strcmp(proxy->failed_vname, box->vname) != 0)
 		return NULL;
 	error = p_strdup(box->pool, proxy->failed_error);
-	proxy->failed_vname = NULL;
-	proxy->failed_error = NULL;
+	referral_proxy_clear_failure(proxy);
 	return error;
 }
 

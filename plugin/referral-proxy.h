@@ -58,10 +58,9 @@ bool referral_proxy_active(struct referral_user *ruser);
    never proxied further nor referred. */
 bool referral_proxy_session_is_proxied(struct referral_user *ruser);
 
-struct mailbox_list_vfuncs;
-/* Install the proxy's vfuncs of a list where referrals apply (with the
-   list's struct referral_mailbox_list). */
-void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v);
+struct mail_storage;
+/* Install the proxy's mailbox_alloc() on a storage of a proxying session. */
+void referral_proxy_storage_created(struct mail_storage *storage);
 /* Returns TRUE if list belongs to one of the session's proxy namespaces
    (then no other hook of ours applies to it). */
 bool referral_proxy_list_is_ours(struct mailbox_list *list);

@@ -162,6 +162,5 @@ void referral_mailbox_list_created(struct mailbox_list *list)
 	rlist->module_ctx.super = *v;
 	list->vlast = &rlist->module_ctx.super;
 	referral_mailbox_list_init_iter(v);
-	referral_proxy_list_init_vfuncs(v);
 	MODULE_CONTEXT_SET(list, referral_mailbox_list_module, rlist);
 }
