@@ -133,11 +133,13 @@ def _expect_refused(d, mailbox, port, what):
                   "unavailable" % port, "%s: EXAMINE" % what)
     expect_usable(c, what)
     c.logout()
-    text = d.log_text()
-    expect("Received invalid SSL certificate" in text and
-           "Remote server 127.0.0.1:%d: Login failed" % port in text,
-           "%s: imapc logs the certificate failure, the proxy the "
-           "server:\n%s" % (what, text))
+    # the log service may write the lines after the reply went out
+    def logged(text):
+        return ("Received invalid SSL certificate" in text and
+                "Remote server 127.0.0.1:%d: Login failed" % port in text)
+    text = d.wait_log(logged)
+    expect(logged(text), "%s: imapc logs the certificate failure, the "
+           "proxy the server:\n%s" % (what, text))
 
 
 def test_starttls_verified():
