@@ -35,6 +35,7 @@
 #include "strnum.h"
 #include "mail-index.h"
 #include "mail-namespace.h"
+#include "mailbox-tree.h"
 #include "mail-storage-settings.h"
 #include "imapc-settings.h"
 #include "imapc-client-private.h"
@@ -330,6 +331,30 @@ referral_proxy_list_get_storage_name(struct mailbox_list *list,
 	return plist->next_get_storage_name(list, vname);
 }
 
+/* The subscriptions of the proxy list are the home namespace's (which is
+   where SUBSCRIBE records them): lib-storage asks the mailbox's own list
+   whether it is subscribed before it (un)subscribes, and imapc would ask
+   the remote server. */
+static int
+referral_proxy_list_subscriptions_refresh(struct mailbox_list *src_list,
+					  struct mailbox_list *dest_list)
+{
+	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(src_list);
+	struct mailbox_list *home = plist->conn->home_ns->list;
+
+	if (mailbox_list_iter_subscriptions_refresh(home) < 0) {
+		enum mail_error error;
+		const char *text = mailbox_list_get_last_error(home, &error);
+
+		mailbox_list_set_error(dest_list, error, text);
+		return -1;
+	}
+	if (dest_list->subscriptions != NULL)
+		mailbox_tree_deinit(&dest_list->subscriptions);
+	dest_list->subscriptions = mailbox_tree_dup(home->subscriptions);
+	return 0;
+}
+
 static void referral_proxy_list_init(struct mailbox_list *list,
 				     struct referral_proxy_conn *conn)
 {
@@ -342,6 +367,8 @@ static void referral_proxy_list_init(struct mailbox_list *list,
 	plist->conn = conn;
 	plist->next_get_storage_name = list->v.get_storage_name;
 	list->v.get_storage_name = referral_proxy_list_get_storage_name;
+	list->v.subscriptions_refresh =
+		referral_proxy_list_subscriptions_refresh;
 	MODULE_CONTEXT_SET(list, referral_proxy_list_module, plist);
 }
 
@@ -455,7 +482,10 @@ referral_proxy_conn_create(struct referral_user *ruser,
 					   error);
 		return NULL;
 	}
-	ns->flags |= NAMESPACE_FLAG_NOQUOTA | NAMESPACE_FLAG_NOACL;
+	/* SUBSCRIPTIONS: lib-storage then asks this namespace's own list
+	   about them, which answers from the home namespace's */
+	ns->flags |= NAMESPACE_FLAG_NOQUOTA | NAMESPACE_FLAG_NOACL |
+		NAMESPACE_FLAG_SUBSCRIPTIONS;
 
 	conn = p_new(user->pool, struct referral_proxy_conn, 1);
 	conn->server = p_strdup(user->pool, referral_host_to_string(server));
