@@ -13,6 +13,7 @@ static struct mail_storage_hooks referral_mail_storage_hooks = {
 	.mail_storage_created = referral_proxy_storage_created,
 	.mailbox_list_created = referral_mailbox_list_created,
 	.mailbox_allocated = referral_mailbox_allocated,
+	.mail_allocated = referral_proxy_mail_allocated,
 };
 
 void mailbox_referrals_plugin_init(struct module *module)

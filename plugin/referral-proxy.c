@@ -131,12 +131,16 @@ struct referral_proxy_mailbox {
 	string_t *thread_reply;
 	bool thread_registered;
 	bool thread_uids_to_seqs;
+	/* the remote server sent PERMANENTFLAGS (imapc keeps them) */
+	bool permanent_flags_known;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_list_module,
 				  &mailbox_list_module_register);
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_storage_module,
 				  &mail_storage_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_mail_module,
+				  &mail_module_register);
 
 int referral_proxy_settings_parse(pool_t pool,
 				  referral_setting_lookup_t *lookup,
@@ -1083,6 +1087,67 @@ int mailbox_referrals_proxy_thread(struct mailbox *box,
 	return 1;
 }
 
+static void
+referral_proxy_resp_permanentflags(const struct imapc_untagged_reply *reply ATTR_UNUSED,
+				   struct imapc_mailbox *mbox)
+{
+	struct referral_proxy_mailbox *pbox;
+
+	if (mbox == NULL)
+		return;
+	pbox = REFERRAL_PROXY_CONTEXT(&mbox->box);
+	if (pbox != NULL)
+		pbox->permanent_flags_known = TRUE;
+}
+
+/* A remote mailbox where the user may change no flag (PERMANENTFLAGS ()
+   without \*, e.g. the remote ACL grants no write right) is read-only,
+   as its server says in its SELECT reply, which imapc does not pass on. */
+static bool referral_proxy_is_readonly(struct mailbox *box)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+	struct imapc_mailbox *mbox = IMAPC_MAILBOX(box);
+
+	if (pbox->module_ctx.super.is_readonly(box))
+		return TRUE;
+	return pbox->permanent_flags_known && mbox->permanent_flags == 0 &&
+		box->disallow_new_keywords;
+}
+
+/* Flags the remote server does not keep (not in its PERMANENTFLAGS) are
+   not changed here either: the remote server ignores them without a word,
+   and the session would otherwise show them set. */
+static void
+referral_proxy_mail_update_flags(struct mail *mail, enum modify_type modify_type,
+				 enum mail_flags flags)
+{
+	struct mail_private *pmail = (struct mail_private *)mail;
+	union mail_module_context *pctx =
+		MODULE_CONTEXT_REQUIRE(pmail, referral_proxy_mail_module);
+	struct referral_proxy_mailbox *pbox =
+		REFERRAL_PROXY_CONTEXT_REQUIRE(mail->box);
+	struct imapc_mailbox *mbox = IMAPC_MAILBOX(mail->box);
+
+	if (pbox->permanent_flags_known)
+		flags &= mbox->permanent_flags;
+	pctx->super.update_flags(mail, modify_type, flags);
+}
+
+void referral_proxy_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *pctx;
+
+	if (REFERRAL_PROXY_CONTEXT(_mail->box) == NULL)
+		return;
+	pctx = p_new(mail->pool, union mail_module_context, 1);
+	pctx->super = *v;
+	mail->vlast = &pctx->super;
+	v->update_flags = referral_proxy_mail_update_flags;
+	MODULE_CONTEXT_SET_SELF(mail, referral_proxy_mail_module, pctx);
+}
+
 void referral_proxy_mailbox_allocated(struct mailbox *box)
 {
 	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(box->list);
@@ -1123,5 +1188,8 @@ void referral_proxy_mailbox_allocated(struct mailbox *box)
 	v->save_finish = referral_proxy_save_finish;
 	v->copy = referral_proxy_copy;
 	v->is_inconsistent = referral_proxy_is_inconsistent;
+	v->is_readonly = referral_proxy_is_readonly;
 	MODULE_CONTEXT_SET(box, referral_proxy_storage_module, pbox);
+	imapc_mailbox_register_resp_text(IMAPC_MAILBOX(box), "PERMANENTFLAGS",
+					 referral_proxy_resp_permanentflags);
 }

@@ -84,6 +84,9 @@ struct imap_arg;
 int mailbox_referrals_proxy_thread(struct mailbox *box,
 				   const struct imap_arg *args, bool uid,
 				   string_t *threads);
+struct mail;
+/* Install the vfuncs of a message of a mailbox on a remote server. */
+void referral_proxy_mail_allocated(struct mail *mail);
 /* Install the vfuncs of a mailbox on a remote server. */
 void referral_proxy_mailbox_allocated(struct mailbox *box);
 
