@@ -891,6 +891,26 @@ static bool referral_proxy_is_inconsistent(struct mailbox *box)
 	return box->view != NULL && mail_index_view_is_inconsistent(box->view);
 }
 
+struct mailbox_list *
+referral_proxy_subtree_list(struct referral_user *ruser,
+			    struct mail_namespace *home_ns, const char *vname,
+			    const char **remote_name_r)
+{
+	struct referral_proxy_conn *conn;
+	struct referral_target target;
+	const char *error;
+
+	if (referral_lookup(ruser, home_ns->prefix, vname,
+			    mail_namespace_get_sep(home_ns),
+			    &target, &error) <= 0)
+		return NULL;
+	conn = referral_proxy_conn_get(ruser, home_ns, &target, &error);
+	if (conn == NULL)
+		return NULL;
+	*remote_name_r = target.remote_name;
+	return conn->ns->list;
+}
+
 const char *referral_proxy_take_failure(struct mailbox *box)
 {
 	struct referral_user *ruser =

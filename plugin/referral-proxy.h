@@ -64,6 +64,16 @@ void referral_proxy_storage_created(struct mail_storage *storage);
 /* Returns TRUE if list belongs to one of the session's proxy namespaces
    (then no other hook of ours applies to it). */
 bool referral_proxy_list_is_ours(struct mailbox_list *list);
+struct mail_namespace;
+/* Returns the proxy namespace's list of the server of vname, the root of
+   a subtree entry of home_ns, connecting to it if needed, and the root's
+   name there (data stack); NULL if it is not remote or cannot be
+   reached. Names in that list are its namespace prefix (home_ns's) and
+   the remote server's name. */
+struct mailbox_list *
+referral_proxy_subtree_list(struct referral_user *ruser,
+			    struct mail_namespace *home_ns, const char *vname,
+			    const char **remote_name_r);
 /* Returns why the proxy could not reach the servers of box (a mailbox
    of a list where referrals apply, just allocated), in box's pool, or
    NULL if it did not try or succeeded. */
