@@ -42,18 +42,19 @@ Two parts:
 
 import base64
 import imaplib
+import os
 import re
-import threading
+import signal
 
 from common import (expect, expect_eq, expect_ok, expect_tagged,
                     expect_usable, log_barrier, ou_referrals_ldif,
                     plugin_settings, proxy_settings, referral_entry,
                     referral_response, stop_servers, wait_until,
                     check_plugin_built, Failure, PASSWORD, USER)
-from harness import ldif
+from harness import ldif, procs
 from harness.dovecot import (Dovecot, PROXY_MASTER_USER,
                              PROXY_MASTER_PASSWORD)
-from harness.imap import ImapClient, Literal, message, quote
+from harness.imap import ImapClient, message, quote
 from harness.ports import free_port
 from harness.slapd import Slapd, SUFFIX
 
@@ -437,6 +438,763 @@ def test_setup_seeds_on_remote_servers():
         for mailbox, n in want.items():
             expect_eq(count(key, mailbox), n,
                       "messages seeded in %s on %s" % (mailbox, key))
+
+
+# ============================ part 2: through the home server's proxy
+def _imaplib_session():
+    e = env()
+    m = imaplib.IMAP4("127.0.0.1", e.home.port, timeout=30)
+    typ, data = m.login(USER, PASSWORD)
+    expect_eq(typ, "OK", "imaplib login")
+    return m
+
+
+def _direct_fetch(key, mailbox, cmd):
+    """The untagged lines of cmd in a read-only direct session."""
+    with env().direct(key) as d:
+        expect_ok(d.command("EXAMINE " + quote(mailbox)),
+                  "EXAMINE %s on %s" % (mailbox, key))
+        r = d.command(cmd)
+        expect_ok(r, "%s on %s" % (cmd, key))
+        return r.untagged
+
+
+def _literal_of(line):
+    """The bytes of the (first) literal in a response line."""
+    m = re.search(r"\{(\d+)\}\r\n", line)
+    expect(m is not None, "no literal in %r" % line[:200])
+    n = int(m.group(1))
+    data = line[m.end():].encode("utf-8", "surrogateescape")
+    return data[:n]
+
+
+def test_imaplib_reads_remote_mailbox():
+    """Python's imaplib, the issue's example of a referral-unaware client:
+    LIST shows the remote mailbox, SELECT opens it, FETCH reads the
+    message X holds."""
+    want = status("x", "Public/Sales")["MESSAGES"]
+    body = _literal_of(_direct_fetch("x", "Public/Sales",
+                                     "FETCH 1 BODY.PEEK[]")[0])
+    m = _imaplib_session()
+    try:
+        typ, data = m.list('""', "Public/*")
+        expect_eq(typ, "OK", "imaplib LIST")
+        expect(b'(\\HasNoChildren) "/" Public/Sales' in data,
+               "imaplib LIST Public/*: no Public/Sales in %r" % data)
+        typ, data = m.select("Public/Sales", readonly=True)
+        expect_eq((typ, data), ("OK", [str(want).encode()]),
+                  "imaplib SELECT Public/Sales (readonly)")
+        typ, data = m.fetch("1", "(BODY.PEEK[])")
+        expect_eq(typ, "OK", "imaplib FETCH")
+        expect_eq(data[0][1], body, "imaplib FETCH 1 BODY.PEEK[]: the "
+                  "message as X has it")
+        typ, data = m.search(None, "SUBJECT", '"Sales one"')
+        expect_eq((typ, data), ("OK", [b"1 2"]), "imaplib SEARCH")
+        typ, data = m.close()
+        expect_eq(typ, "OK", "imaplib CLOSE")
+    finally:
+        m.logout()
+
+
+def test_imaplib_appends_to_remote_mailbox():
+    before = status("x", "Public/Orders")
+    msg = message("Appended by imaplib", "Through the home server")
+    m = _imaplib_session()
+    try:
+        typ, data = m.append("Public/Orders", None, None, msg.encode())
+        expect_eq(typ, "OK", "imaplib APPEND to Public/Orders: %r" % data)
+        typ, data = m.select("Public/Orders")
+        expect_eq((typ, data), ("OK", [str(before["MESSAGES"] + 1)
+                                       .encode()]),
+                  "imaplib SELECT Public/Orders after the APPEND")
+        typ, data = m.uid("SEARCH", None, "SUBJECT",
+                          '"Appended by imaplib"')
+        expect_eq((typ, data), ("OK", [str(before["UIDNEXT"]).encode()]),
+                  "imaplib UID SEARCH: the new message's UID on X")
+    finally:
+        m.logout()
+    expect_eq(search_subject("x", "Public/Orders", "Appended by imaplib"),
+              [before["UIDNEXT"]], "the message on X")
+
+
+# ----------------------------------------------------------- listing
+def test_list_shows_remote_mailboxes_as_their_servers_do():
+    """Plain LIST in an unaware session: each remote mailbox with the
+    attributes its server gives it (children included), under the name
+    the client uses; no \\Remote."""
+    e = env()
+    cases = [
+        ("Public/Sales", "x", "Public/Sales"),
+        ("Public/Orders", "x", "Public/Orders"),
+        ("Public/ReadOnly", "x", "Public/ReadOnly"),
+        ("Public/Eng*", "y", "Public/Eng*"),
+        ("Public/Rep", "y", "Public/Rep"),
+        ("Public/Old", "x", "Public/Archive"),
+    ]
+    with e.proxied() as p:
+        for pattern, key, remote in cases:
+            r = p.command('LIST "" ' + quote(pattern))
+            expect_tagged(r, "OK List completed", "LIST " + pattern)
+            with e.direct(key) as d:
+                rd = d.command('LIST "" ' + quote(remote))
+            expect(rd.untagged, "LIST %s on %s lists nothing" % (remote, key))
+            want = [l.replace('"/" Public/Archive', '"/" Public/Old')
+                    for l in rd.untagged]
+            expect_eq(sorted(r.untagged), sorted(want),
+                      "LIST %s through the proxy vs LIST %s on %s"
+                      % (pattern, remote, key))
+        r = p.command('LIST "" "*"')
+        expect_ok(r, 'LIST "" "*"')
+        for line in r.untagged:
+            expect("\\remote" not in line.lower(),
+                   "plain LIST shows \\Remote: %r" % line)
+        names = {l.rsplit(" ", 1)[1] for l in r.untagged}
+        for name in ("INBOX", "Public/Sales", "Public/Orders", "Public/Old",
+                     "Public/Eng", "Public/Eng/Backend", "Public/Rep"):
+            expect(name in names, 'LIST "" "*" lacks %s: %r'
+                   % (name, r.untagged))
+        expect_usable(p)
+
+
+def test_list_remote_still_marks_remote():
+    """LIST (REMOTE) (which makes the session aware) keeps \\Remote."""
+    e = env()
+    with e.proxied() as p:
+        r = p.command('LIST (REMOTE) "" "Public/Sales"')
+        expect_tagged(r, "OK List completed", "LIST (REMOTE)")
+        expect_eq(r.untagged, ['* LIST (\\Remote) "/" Public/Sales'],
+                  "LIST (REMOTE) Public/Sales")
+
+
+def test_lsub_shows_subscribed_remote_mailbox():
+    e = env()
+    with e.proxied() as p:
+        expect_tagged(p.command("SUBSCRIBE Public/Sales"),
+                      "OK Subscribe completed", "SUBSCRIBE Public/Sales")
+        try:
+            r = p.command('LSUB "" "Public/*"')
+            expect_tagged(r, "OK Lsub completed", "LSUB")
+            expect_eq(r.untagged, ['* LSUB () "/" Public/Sales'],
+                      'LSUB "" "Public/*" after SUBSCRIBE Public/Sales')
+            r = p.command('LIST (SUBSCRIBED) "" "Public/*"')
+            expect_eq(r.untagged, ['* LIST (\\Subscribed) "/" Public/Sales'],
+                      'LIST (SUBSCRIBED) "" "Public/*"')
+        finally:
+            expect_tagged(p.command("UNSUBSCRIBE Public/Sales"),
+                          "OK Unsubscribe completed",
+                          "UNSUBSCRIBE Public/Sales")
+        r = p.command('LSUB "" "Public/*"')
+        expect_eq(r.untagged, [], "LSUB after UNSUBSCRIBE")
+
+
+# ------------------------------------------------- selecting, reading
+def test_select_gives_remote_uidvalidity_and_counts():
+    e = env()
+    for name, key, remote in (("Public/Sales", "x", "Public/Sales"),
+                              ("Public/Old", "x", "Public/Archive"),
+                              ("Public/Eng/Backend", "y",
+                               "Public/Eng/Backend"),
+                              ("Public/Rep", "y", "Public/Rep")):
+        want = status(key, remote)
+        for cmd, text in (("SELECT", "OK [READ-WRITE] Select completed"),
+                          ("EXAMINE", "OK [READ-ONLY] Examine completed")):
+            with e.proxied() as p:
+                r = p.command("%s %s" % (cmd, quote(name)))
+                expect_tagged(r, text, "%s %s" % (cmd, name))
+                expect_eq(select_codes(r.untagged), {
+                    "EXISTS": want["MESSAGES"],
+                    "UIDVALIDITY": want["UIDVALIDITY"],
+                    "UIDNEXT": want["UIDNEXT"]},
+                    "%s %s: EXISTS, UIDVALIDITY, UIDNEXT as %s has %s"
+                    % (cmd, name, key, remote))
+                expect_usable(p, "%s %s" % (cmd, name))
+
+
+def test_remote_name_subtree_and_replica_serve_their_messages():
+    """imapReferralRemoteName, a subtree entry and a replica whose first
+    server is down: the message is the one seeded on the right server."""
+    e = env()
+    for name, key, remote, body in (
+            ("Public/Old", "x", "Public/Archive", "Seeded on X in Archive"),
+            ("Public/Eng/Backend", "y", "Public/Eng/Backend",
+             "Seeded on Y in Eng/Backend"),
+            ("Public/Rep", "y", "Public/Rep", "Seeded on Y in Rep")):
+        want = _direct_fetch(key, remote, "FETCH 1 BODY.PEEK[TEXT]")
+        expect(body in want[0], "%s on %s: %r" % (remote, key, want))
+        with e.proxied() as p:
+            expect_ok(p.command("EXAMINE " + quote(name)), "EXAMINE " + name)
+            r = p.command("FETCH 1 BODY.PEEK[TEXT]")
+            expect_ok(r, "FETCH in " + name)
+            expect_eq(r.untagged, want, "FETCH 1 BODY.PEEK[TEXT] in %s vs "
+                      "%s on %s" % (name, remote, key))
+
+
+def test_fetch_equal_remote():
+    for cmd in ("FETCH 1:* (BODY.PEEK[])",
+                "FETCH 1:* (BODYSTRUCTURE)",
+                "FETCH 1:* (BODY)",
+                "FETCH 3 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.SIZE[2])",
+                "FETCH 1 (BODY.PEEK[]<10.20>)",
+                "FETCH 3 (BODY.PEEK[2]<0.16> BODY.PEEK[HEADER.FIELDS "
+                "(SUBJECT DATE)])",
+                "FETCH 1:* (UID RFC822.SIZE ENVELOPE INTERNALDATE)",
+                "UID FETCH 1:* (RFC822.HEADER)",
+                "UID FETCH 2:3 (BODY.PEEK[1.MIME] BINARY.PEEK[1])"):
+        expect_same(cmd, "Public/Sales", "x")
+
+
+def test_search_sort_thread_equal_remote():
+    for cmd in ("SEARCH SUBJECT sales",
+                "SEARCH BODY price",
+                "SEARCH HEADER Message-ID sales-2",
+                "UID SEARCH ALL",
+                "SEARCH RETURN (MIN MAX COUNT) ALL",
+                "SORT (SUBJECT) UTF-8 ALL",
+                "SORT (REVERSE DATE) UTF-8 ALL",
+                "UID SORT (ARRIVAL) UTF-8 ALL",
+                "THREAD REFERENCES UTF-8 ALL",
+                "THREAD ORDEREDSUBJECT UTF-8 ALL",
+                "UID THREAD REFERENCES UTF-8 ALL"):
+        expect_same(cmd, "Public/Sales", "x")
+
+
+def test_status_and_list_status_equal_remote():
+    e = env()
+    for name, key, remote in (("Public/Sales", "x", "Public/Sales"),
+                              ("Public/Old", "x", "Public/Archive"),
+                              ("Public/Eng", "y", "Public/Eng")):
+        with e.direct(key) as d:
+            rd = d.command("STATUS %s (MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+                           "RECENT)" % remote)
+            rl = d.command('LIST "" %s RETURN (STATUS (MESSAGES '
+                           'UIDVALIDITY))' % remote)
+        with e.proxied() as p:
+            r = p.command("STATUS %s (MESSAGES UIDNEXT UIDVALIDITY UNSEEN "
+                          "RECENT)" % name)
+            expect_tagged(r, "OK Status completed", "STATUS " + name)
+            # RECENT: the proxy's own view (X gives \Recent to the
+            # session that sees a message first), so it is left out
+            strip = lambda ls: [re.sub(r" RECENT \d+", "", l).replace(
+                " %s " % remote, " %s " % name) for l in ls]
+            expect_eq(strip(r.untagged), strip(rd.untagged),
+                      "STATUS %s vs %s on %s" % (name, remote, key))
+            r = p.command('LIST "" %s RETURN (STATUS (MESSAGES '
+                          'UIDVALIDITY))' % name)
+            expect_tagged(r, "OK List completed", "LIST-STATUS " + name)
+            want = [l.replace('"/" ' + remote, '"/" ' + name)
+                    .replace("STATUS %s " % remote, "STATUS %s " % name)
+                    for l in rl.untagged]
+            expect_eq(r.untagged, want, "LIST-STATUS %s vs %s on %s"
+                      % (name, remote, key))
+
+
+# ------------------------------------------------------------- changes
+def _flags_on(key, mailbox, uid):
+    lines = _direct_fetch(key, mailbox, "UID FETCH %d FLAGS" % uid)
+    m = re.search(r"FLAGS \(([^)]*)\)", lines[0]) if lines else None
+    expect(m is not None, "UID FETCH %d FLAGS on %s: %r" % (uid, key, lines))
+    return set(m.group(1).split())
+
+
+def _seed_direct(key, mailbox, subjects, flags=None):
+    """Append messages directly on a server; their UIDs there."""
+    uids = []
+    with env().direct(key) as d:
+        for subject in subjects:
+            r = d.append(mailbox, message(subject, "Body of " + subject),
+                         flags=flags)
+            expect_ok(r, "APPEND %s to %s on %s" % (subject, mailbox, key))
+            m = re.search(r"\[APPENDUID \d+ (\d+)\]", r.text)
+            expect(m is not None, "no APPENDUID: %r" % r.text)
+            uids.append(int(m.group(1)))
+    return uids
+
+
+def test_store_reaches_remote():
+    e = env()
+    uid, = _seed_direct("x", "Public/Orders", ["Store target"])
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT Public/Orders")
+        r = p.command("UID STORE %d +FLAGS (\\Flagged $Proxied)" % uid)
+        expect_ok(r, "UID STORE +FLAGS")
+        expect(len(r.untagged) == 1 and "\\Flagged" in r.untagged[0] and
+               "$Proxied" in r.untagged[0] and "UID %d" % uid in
+               r.untagged[0], "UID STORE reply: %r" % r.untagged)
+        expect(_flags_on("x", "Public/Orders", uid) >=
+               {"\\Flagged", "$Proxied"}, "flags on X after UID STORE")
+        r = p.command("UID STORE %d -FLAGS.SILENT (\\Flagged)" % uid)
+        expect_tagged(r, "OK Store completed", "UID STORE -FLAGS.SILENT")
+        expect_eq(r.untagged, [], "-FLAGS.SILENT answers no FETCH")
+        flags = _flags_on("x", "Public/Orders", uid)
+        expect("\\Flagged" not in flags and "$Proxied" in flags,
+               "flags on X after -FLAGS.SILENT: %r" % flags)
+        seq = search_result(p.command("SEARCH UID %d" % uid))
+        r = p.command("STORE %d +FLAGS (\\Seen)" % seq[0])
+        expect_ok(r, "STORE +FLAGS (\\Seen)")
+        expect("\\Seen" in _flags_on("x", "Public/Orders", uid),
+               "\\Seen on X after STORE")
+
+
+def test_expunge_close_unselect_reach_remote():
+    e = env()
+    a, b, c = _seed_direct("x", "Public/Orders",
+                           ["Expunge me", "Close me", "Keep me"])
+    n = count("x", "Public/Orders")
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT")
+        seq = search_result(p.command("UID SEARCH UID %d" % a))
+        expect_eq(seq, [a], "UID SEARCH")
+        seqs = search_result(p.command("SEARCH UID %d" % a))
+        expect_ok(p.command("UID STORE %d +FLAGS.SILENT (\\Deleted)" % a),
+                  "STORE \\Deleted")
+        r = p.command("EXPUNGE")
+        expect_tagged(r, "OK Expunge completed", "EXPUNGE")
+        expect_eq(r.untagged, ["* %d EXPUNGE" % seqs[0]], "EXPUNGE reply")
+        expect_eq(count("x", "Public/Orders"), n - 1, "count on X after "
+                  "EXPUNGE")
+        expect_eq(search_subject("x", "Public/Orders", "Expunge me"), [],
+                  "the expunged message on X")
+        # CLOSE expunges \Deleted silently
+        expect_ok(p.command("UID STORE %d +FLAGS.SILENT (\\Deleted)" % b),
+                  "STORE \\Deleted")
+        r = p.command("CLOSE")
+        expect_tagged(r, "OK Close completed", "CLOSE")
+        expect_eq(r.untagged, [], "CLOSE answers no EXPUNGE")
+        expect_eq(count("x", "Public/Orders"), n - 2, "count on X after "
+                  "CLOSE")
+        # UNSELECT does not
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT again")
+        expect_ok(p.command("UID STORE %d +FLAGS.SILENT (\\Deleted)" % c),
+                  "STORE \\Deleted")
+        expect_tagged(p.command("UNSELECT"), "OK Unselect completed",
+                      "UNSELECT")
+        expect_eq(count("x", "Public/Orders"), n - 2, "count on X after "
+                  "UNSELECT")
+        expect("\\Deleted" in _flags_on("x", "Public/Orders", c),
+               "\\Deleted kept on X after UNSELECT")
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT again")
+        r = p.command("UID EXPUNGE %d" % c)
+        expect_tagged(r, "OK Expunge completed", "UID EXPUNGE")
+        expect_eq(count("x", "Public/Orders"), n - 3, "count on X after "
+                  "UID EXPUNGE")
+        expect_usable(p)
+
+
+def test_noop_sees_message_appended_on_remote():
+    e = env()
+    with e.proxied() as p:
+        r = p.command("SELECT Public/Orders")
+        n = select_codes(r.untagged)["EXISTS"]
+        _seed_direct("x", "Public/Orders", ["Arrived for NOOP"])
+        r = p.command("NOOP")
+        expect_tagged(r, "OK NOOP completed", "NOOP")
+        expect("* %d EXISTS" % (n + 1) in r.untagged,
+               "NOOP after a message was appended on X: %r" % r.untagged)
+
+
+def test_idle_sees_message_appended_on_remote():
+    """A message appended directly on X reaches the client idling on the
+    home server (the read waits for the line, bounded by the client's
+    timeout)."""
+    e = env()
+    with e.proxied() as p:
+        r = p.command("SELECT Public/Orders")
+        n = select_codes(r.untagged)["EXISTS"]
+        p.send_raw("i1 IDLE\r\n")
+        line = p.read_line()
+        expect(line.startswith("+ "), "IDLE: expected '+', got %r" % line)
+        _seed_direct("x", "Public/Orders", ["Arrived while idling"])
+        want = "* %d EXISTS" % (n + 1)
+        seen = []
+        while want not in seen:
+            seen.append(p.read_line())
+        p.send_raw("DONE\r\n")
+        while True:
+            line = p.read_line()
+            if line.startswith("i1 "):
+                break
+        expect_eq(line.split(" (")[0], "i1 OK Idle completed.",
+                  "IDLE's tagged reply")
+        r = p.command("UID SEARCH SUBJECT " + quote("Arrived while idling"))
+        expect_eq(len(search_result(r)), 1, "the new message's UID")
+
+
+def test_append_returns_remote_uids():
+    e = env()
+    before = status("x", "Public/Orders")
+    with e.proxied() as p:
+        r = p.append("Public/Orders", message("Appended through proxy",
+                                              "Body"), flags="\\Flagged")
+        expect_tagged(r, "OK [APPENDUID %d %d] Append completed"
+                      % (before["UIDVALIDITY"], before["UIDNEXT"]),
+                      "APPEND to Public/Orders")
+        expect_usable(p)
+    expect_eq(search_subject("x", "Public/Orders", "Appended through proxy"),
+              [before["UIDNEXT"]], "the appended message on X")
+    expect("\\Flagged" in _flags_on("x", "Public/Orders", before["UIDNEXT"]),
+           "the APPEND's flag on X")
+
+
+def test_create_rename_delete_on_remote_server():
+    """Below the subtree entry Public/Eng (on Y): the mailbox is created,
+    renamed and deleted on Y, never on home."""
+    e = env()
+
+    def on_y():
+        with e.direct("y") as d:
+            r = d.command('LIST "" "Public/Eng/*"')
+        return sorted(l.rsplit(" ", 1)[1] for l in r.untagged)
+
+    with e.proxied() as p:
+        expect_tagged(p.command("CREATE Public/Eng/New"),
+                      "OK Create completed", "CREATE Public/Eng/New")
+        expect_eq(on_y(), ["Public/Eng/Backend", "Public/Eng/New"],
+                  "Y after CREATE")
+        r = p.command('LIST "" "Public/Eng/*"')
+        expect_eq(sorted(l.rsplit(" ", 1)[1] for l in r.untagged),
+                  ["Public/Eng/Backend", "Public/Eng/New"],
+                  "LIST through the proxy after CREATE")
+        expect_tagged(p.command("RENAME Public/Eng/New Public/Eng/Newer"),
+                      "OK Rename completed", "RENAME")
+        expect_eq(on_y(), ["Public/Eng/Backend", "Public/Eng/Newer"],
+                  "Y after RENAME")
+        expect_tagged(p.command("DELETE Public/Eng/Newer"),
+                      "OK Delete completed", "DELETE")
+        expect_eq(on_y(), ["Public/Eng/Backend"], "Y after DELETE")
+        expect_usable(p)
+    for leftover in (".Eng.New", ".Eng.Newer", ".Eng"):
+        expect(not os.path.exists(e.home.path("public", leftover)),
+               "home has a local %s" % leftover)
+
+
+# ----------------------------------------------------- COPY / MOVE matrix
+# place -> (server key, name on home, name on that server)
+PLACES = {
+    "local": ("home", "INBOX", "INBOX"),
+    "x": ("x", "Public/Orders", "Public/Orders"),
+    "x2": ("x", "Public/Old", "Public/Archive"),
+    "y": ("y", "Public/Eng", "Public/Eng"),
+}
+
+
+def _bodies(key, mailbox, subject):
+    """{subject: (flags, message text)} of the messages whose subject holds
+    subject, in a direct read-only session."""
+    out = {}
+    with env().direct(key) as d:
+        expect_ok(d.command("EXAMINE " + quote(mailbox)), "EXAMINE")
+        uids = search_result(d.command("UID SEARCH SUBJECT " +
+                                       quote(subject)))
+        for uid in uids:
+            r = d.command("UID FETCH %d (FLAGS BODY.PEEK[])" % uid)
+            expect_ok(r, "UID FETCH on " + key)
+            m = re.search(r"FLAGS \(([^)]*)\)", r.untagged[0])
+            text = _literal_of(r.untagged[0])
+            subj = re.search(rb"Subject: ([^\r]*)", text).group(1).decode()
+            out[subj] = (frozenset(m.group(1).split()) - {"\\Recent"},
+                         text)
+    return out
+
+
+def _transfer(cmd, src, dst):
+    """UID <cmd> of two fresh messages (one \\Flagged) from src to dst
+    through the proxy; counts, contents and flags checked on both servers
+    in direct sessions."""
+    e = env()
+    skey, sname, sremote = PLACES[src]
+    dkey, dname, dremote = PLACES[dst]
+    subject = "%s %s to %s" % (cmd, src, dst)
+    _seed_direct(skey, sremote, [subject + " a"], flags="\\Flagged")
+    _seed_direct(skey, sremote, [subject + " b"])
+    originals = _bodies(skey, sremote, subject)
+    expect_eq(len(originals), 2, "seeded messages")
+    src_before, dst_before = count(skey, sremote), count(dkey, dremote)
+    with e.proxied() as p:
+        r = p.command("SELECT " + quote(sname))
+        expect_ok(r, "SELECT " + sname)
+        uids = search_result(p.command("UID SEARCH SUBJECT " +
+                                       quote(subject)))
+        expect_eq(len(uids), 2, "UID SEARCH in %s" % sname)
+        r = p.command("UID %s %s %s" % (cmd, ",".join(map(str, uids)),
+                                        quote(dname)))
+        expect_ok(r, "UID %s %s -> %s" % (cmd, sname, dname))
+        if cmd == "MOVE":
+            expunges = [l for l in r.untagged if l.endswith(" EXPUNGE")]
+            expect_eq(len(expunges), 2, "UID MOVE: EXPUNGE lines in %r"
+                      % r.untagged)
+        expect_usable(p)
+    copies = _bodies(dkey, dremote, subject)
+    expect_eq(copies, originals, "%s %s -> %s: the messages (flags, text) "
+              "on %s in %s" % (cmd, src, dst, dkey, dremote))
+    expect_eq(count(dkey, dremote), dst_before + 2,
+              "%s %s -> %s: messages in %s on %s" % (cmd, src, dst, dremote,
+                                                     dkey))
+    left = _bodies(skey, sremote, subject)
+    if cmd == "COPY":
+        expect_eq(left, originals, "COPY: the source on %s" % skey)
+        expect_eq(count(skey, sremote), src_before, "COPY: messages in "
+                  "the source")
+    else:
+        expect_eq(left, {}, "MOVE: the source on %s still has them" % skey)
+        expect_eq(count(skey, sremote), src_before - 2, "MOVE: messages in "
+                  "the source")
+
+
+def test_copy_local_to_x():
+    _transfer("COPY", "local", "x")
+
+
+def test_move_local_to_x():
+    _transfer("MOVE", "local", "x")
+
+
+def test_copy_x_to_local():
+    _transfer("COPY", "x", "local")
+
+
+def test_move_x_to_local():
+    _transfer("MOVE", "x", "local")
+
+
+def test_copy_x_to_y():
+    _transfer("COPY", "x", "y")
+
+
+def test_move_x_to_y():
+    _transfer("MOVE", "x", "y")
+
+
+def test_copy_y_to_x():
+    _transfer("COPY", "y", "x")
+
+
+def test_move_y_to_x():
+    _transfer("MOVE", "y", "x")
+
+
+def test_copy_x_to_x():
+    _transfer("COPY", "x", "x2")
+
+
+def test_move_x_to_x():
+    _transfer("MOVE", "x2", "x")
+
+
+def test_copy_sequence_set_x_to_y_copyuid():
+    """COPY by sequence numbers; COPYUID names the UIDs on Y."""
+    e = env()
+    subject = "COPY seqset x to y"
+    _seed_direct("x", "Public/Orders", [subject])
+    dst = status("y", "Public/Eng")
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT")
+        seq, = search_result(p.command("SEARCH SUBJECT " + quote(subject)))
+        uid, = search_result(p.command("UID SEARCH SUBJECT " +
+                                       quote(subject)))
+        r = p.command("COPY %d Public/Eng" % seq)
+        expect_tagged(r, "OK [COPYUID %d %d %d] Copy completed"
+                      % (dst["UIDVALIDITY"], uid, dst["UIDNEXT"]),
+                      "COPY to Public/Eng on Y")
+    expect_eq(search_subject("y", "Public/Eng", subject), [dst["UIDNEXT"]],
+              "the copy on Y")
+
+
+def test_move_refused_by_destination_keeps_source():
+    """MOVE into Public/ReadOnly on X, where alice may not insert: refused
+    with X's answer, the source keeps every message, nothing arrives."""
+    e = env()
+    for src in ("local", "y"):
+        skey, sname, sremote = PLACES[src]
+        subject = "Refused move from " + src
+        _seed_direct(skey, sremote, [subject + " a", subject + " b"])
+        src_before = count(skey, sremote)
+        dst_before = count("x", "Public/ReadOnly")
+        with e.proxied() as p:
+            expect_ok(p.command("SELECT " + quote(sname)), "SELECT")
+            uids = search_result(p.command("UID SEARCH SUBJECT " +
+                                           quote(subject)))
+            r = p.command("UID MOVE %s Public/ReadOnly"
+                          % ",".join(map(str, uids)))
+            expect_tagged(r, "NO [NOPERM] Permission denied",
+                          "UID MOVE %s -> Public/ReadOnly" % src)
+            expect(not any(l.endswith("EXPUNGE") for l in r.untagged),
+                   "refused MOVE expunged: %r" % r.untagged)
+            expect_usable(p)
+        expect_eq(count(skey, sremote), src_before,
+                  "source %s after the refused MOVE" % src)
+        expect_eq(len(search_subject(skey, sremote, subject)), 2,
+                  "source messages after the refused MOVE")
+        expect_eq(count("x", "Public/ReadOnly"), dst_before,
+                  "Public/ReadOnly on X after the refused MOVE")
+
+
+# ------------------------------------------------------------ rights
+def test_acl_right_alice_lacks_is_refused_through_proxy():
+    e = env()
+    before = count("x", "Public/ReadOnly")
+    with e.proxied() as p:
+        r = p.append("Public/ReadOnly", message("Not allowed", "x"))
+        expect_tagged(r, "NO [NOPERM] Permission denied",
+                      "APPEND to Public/ReadOnly through the proxy")
+        expect_tagged(p.command("DELETE Public/ReadOnly"),
+                      "NO [NOPERM] Permission denied",
+                      "DELETE Public/ReadOnly through the proxy")
+        r = p.command("SELECT Public/ReadOnly")
+        expect_tagged(r, "OK [READ-ONLY] Select completed",
+                      "SELECT Public/ReadOnly through the proxy")
+        expect_usable(p)
+    expect_eq(count("x", "Public/ReadOnly"), before,
+              "messages in Public/ReadOnly on X")
+    # STORE in the read-only mailbox: the same answer as on X itself
+    rp, rd = both("STORE 1 +FLAGS (\\Flagged)", "Public/ReadOnly", "x",
+                  select="SELECT")
+    expect_eq(rp.text, rd.text, "STORE in Public/ReadOnly: through the "
+              "proxy vs on X")
+    expect("\\Flagged" not in _flags_on("x", "Public/ReadOnly", 1),
+           "\\Flagged set on X in Public/ReadOnly")
+
+
+# ---------------------------------------------------- aware sessions
+def test_aware_session_after_rlist_is_referred():
+    e = env()
+    x = ("127.0.0.1", e.port_x)
+    with e.proxied() as p:
+        expect_ok(p.command('RLIST "" "Public/Sales"'), "RLIST")
+        expect_tagged(p.command("SELECT Public/Sales"),
+                      referral_response([x], "Public/Sales"),
+                      "SELECT after RLIST")
+        expect_tagged(p.command("STATUS Public/Old (MESSAGES)"),
+                      referral_response([x], "Public/Archive"),
+                      "STATUS after RLIST")
+        expect_usable(p)
+
+
+def test_aware_session_after_rlsub_and_list_remote_is_referred():
+    e = env()
+    y = ("127.0.0.1", e.port_y)
+    for first in ('RLSUB "" "*"', 'LIST (REMOTE) "" "Public/%"'):
+        with e.proxied() as p:
+            expect_ok(p.command(first), first)
+            expect_tagged(p.command("EXAMINE Public/Eng/Backend"),
+                          referral_response([y], "Public/Eng/Backend"),
+                          "EXAMINE after " + first)
+
+
+# -------------------------------------------------------------- cost
+def _established_to(port):
+    """Established TCP connections whose remote end is 127.0.0.1:port."""
+    n = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "01" and f[2] == "0100007F:%04X" % port:
+            n += 1
+    return n
+
+
+def test_one_connection_per_remote_server_and_none_without_use():
+    e = env()
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT INBOX"), "SELECT INBOX")
+        expect_ok(p.command("FETCH 1 FLAGS"), "FETCH in INBOX")
+        expect_eq((_established_to(e.port_x), _established_to(e.port_y)),
+                  (0, 0), "connections to X and Y of a session that used "
+                  "no remote mailbox")
+        for cmd in ("SELECT Public/Sales", "STATUS Public/Orders (MESSAGES)",
+                    "EXAMINE Public/Old", "SELECT Public/Orders"):
+            expect_ok(p.command(cmd), cmd)
+            expect_eq(_established_to(e.port_x), 1, "connections to X "
+                      "after " + cmd)
+        expect_eq(_established_to(e.port_y), 0, "connections to Y")
+        p.logout()
+    expect(wait_until(lambda: _established_to(e.port_x) == 0),
+           "the connection to X stays open after LOGOUT")
+
+
+# ---------------------------------------------------------- failures
+def test_no_loop_when_the_directories_disagree():
+    """home places Public/Loop on X, X's directory places it on home: the
+    session X's proxy opened is never proxied or referred further, and
+    the client gets NO [UNAVAILABLE]."""
+    e = env()
+    offset = e.home.log_size()
+    with e.proxied() as p:
+        r = p.command("SELECT Public/Loop")
+        expect(r.text.startswith("NO [UNAVAILABLE] "),
+               "SELECT Public/Loop: expected NO [UNAVAILABLE], got %r"
+               % r.tagged)
+        expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
+        text = log_barrier(e.home, p, offset)
+    logins = [l for l in text.splitlines() if "imap-login: Info: Login:" in l]
+    expect_eq(len(logins), 1, "logins on home (X must not proxy back): %r"
+              % logins)
+
+
+def _x_stopped_checks(p, what):
+    r = p.command("SELECT Public/Orders")
+    expect(r.text.startswith("NO [UNAVAILABLE] "),
+           "%s: SELECT Public/Orders with X stopped: %r" % (what, r.tagged))
+    r = p.command("STATUS Public/Sales (MESSAGES)")
+    expect(r.text.startswith("NO [UNAVAILABLE] "),
+           "%s: STATUS Public/Sales with X stopped: %r" % (what, r.tagged))
+    r = p.command("SELECT INBOX")
+    expect_ok(r, "%s: SELECT INBOX with X stopped" % what)
+    expect_ok(p.command("FETCH 1 BODY.PEEK[HEADER]"),
+              "%s: FETCH in INBOX with X stopped" % what)
+    expect_ok(p.command("STATUS Public/Eng (MESSAGES)"),
+              "%s: STATUS on Y with X stopped" % what)
+
+
+def test_remote_server_stopped_then_back():
+    """X stopped: its mailboxes answer NO [UNAVAILABLE], INBOX and Y's
+    mailboxes keep working in the same session; X started again: a later
+    command in the same session reconnects."""
+    e = env()
+    with e.proxied() as p, e.proxied() as other:
+        expect_ok(p.command("SELECT Public/Sales"), "SELECT Public/Sales")
+        e.x.stop()
+        try:
+            r = p.command("FETCH 1 BODY.PEEK[]")
+            expect(r.text.startswith("NO [UNAVAILABLE] "),
+                   "FETCH in the selected mailbox after X stopped: %r"
+                   % r.tagged)
+            _x_stopped_checks(p, "open session")
+            with e.proxied() as q:
+                _x_stopped_checks(q, "new session")
+        finally:
+            e.x.start()
+        want = status("x", "Public/Sales")
+        r = p.command("SELECT Public/Sales")
+        expect_tagged(r, "OK [READ-WRITE] Select completed",
+                      "SELECT Public/Sales after X is back")
+        expect_eq(select_codes(r.untagged)["UIDVALIDITY"],
+                  want["UIDVALIDITY"], "UIDVALIDITY after X is back")
+        expect_ok(other.command("SELECT Public/Sales"),
+                  "a session opened before the outage")
+
+
+def test_remote_server_frozen_times_out():
+    """X accepts connections but never answers (every process stopped):
+    the command gets NO [UNAVAILABLE] after
+    mailbox_referrals_proxy_timeout, and the session goes on."""
+    e = env()
+    master = e.x.read_master_pid()
+    pids = [master] + procs.children_of(master)
+    with e.proxied() as p:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            r = p.command("STATUS Public/Sales (MESSAGES)", timeout=60)
+            expect(r.text.startswith("NO [UNAVAILABLE] "),
+                   "STATUS Public/Sales with X frozen: %r" % r.tagged)
+            expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
+        finally:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except OSError:
+                    pass
+        r = p.command("STATUS Public/Sales (MESSAGES)")
+        expect_ok(r, "STATUS Public/Sales after X resumed")
 
 
 def test_setup_master_wrong_password_refused():
