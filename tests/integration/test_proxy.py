@@ -1126,6 +1126,55 @@ def status_on(server, mailbox, transcript=None):
         return parse_status(r.untagged, mailbox)
 
 
+def _policy_server(name, policy):
+    port = free_port()
+    settings = plugin_settings(env().ldap, env().addr(port))
+    settings.update(proxy_settings(policy,
+                                   timeout="%ds" % PROXY_TIMEOUT_SECS))
+    d = Dovecot(name, port=port, plugin_settings=settings)
+    return d
+
+
+def test_policy_no_refers_unaware_sessions():
+    """mailbox_referrals_proxy = no (the default): a session that never
+    sent RLIST is referred, as before the proxy existed."""
+    e = env()
+    d = _policy_server("proxy-policy-no", "no")
+    try:
+        d.start()
+        with ImapClient(d.port) as c:
+            expect_ok(c.login(USER, PASSWORD), "LOGIN")
+            expect_tagged(c.command("SELECT Public/Sales"),
+                          referral_response([("127.0.0.1", e.port_x)],
+                                            "Public/Sales"),
+                          "SELECT Public/Sales with the policy no")
+            expect_usable(c)
+    finally:
+        stop_servers(d)
+
+
+def test_policy_all_proxies_aware_sessions():
+    """mailbox_referrals_proxy = all: even a session that sent RLIST gets
+    the remote mailbox served."""
+    want = status("x", "Public/Sales")
+    d = _policy_server("proxy-policy-all", "all")
+    try:
+        d.start()
+        with ImapClient(d.port) as c:
+            expect_ok(c.login(USER, PASSWORD), "LOGIN")
+            expect_ok(c.command('RLIST "" "Public/*"'), "RLIST")
+            r = c.command("EXAMINE Public/Sales")
+            expect_tagged(r, "OK [READ-ONLY] Examine completed",
+                          "EXAMINE Public/Sales after RLIST, policy all")
+            expect_eq(select_codes(r.untagged), {
+                "EXISTS": want["MESSAGES"],
+                "UIDVALIDITY": want["UIDVALIDITY"],
+                "UIDNEXT": want["UIDNEXT"]}, "EXAMINE Public/Sales")
+            expect_usable(c)
+    finally:
+        stop_servers(d)
+
+
 # ---------------------------------------------------- aware sessions
 def test_aware_session_after_rlist_is_referred():
     e = env()
@@ -1279,6 +1328,19 @@ def test_remote_server_frozen_times_out():
            "the connection to the frozen X did not time out after "
            "mailbox_referrals_proxy_timeout (%ds): %r"
            % (PROXY_TIMEOUT_SECS, lines))
+
+
+def test_master_password_never_logged():
+    """After everything above, the proxy master's password is in no
+    server's log (nor was it in a reply: every reply above is checked
+    exactly or against the remote server's own)."""
+    e = env()
+    for d in (e.home, e.x, e.y):
+        text = d.log_text()
+        expect(PROXY_MASTER_PASSWORD not in text,
+               "%s's log holds the proxy master's password: %r" % (
+                   d.name, [l for l in text.splitlines()
+                            if PROXY_MASTER_PASSWORD in l][:3]))
 
 
 def test_setup_master_wrong_password_refused():
