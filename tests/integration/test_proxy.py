@@ -662,17 +662,28 @@ def test_fetch_equal_remote():
         expect_same(cmd, "Public/Sales", "x")
 
 
-def test_search_sort_thread_equal_remote():
+def test_search_equal_remote():
     for cmd in ("SEARCH SUBJECT sales",
                 "SEARCH BODY price",
                 "SEARCH HEADER Message-ID sales-2",
                 "UID SEARCH ALL",
-                "SEARCH RETURN (MIN MAX COUNT) ALL",
-                "SORT (SUBJECT) UTF-8 ALL",
+                "SEARCH RETURN (MIN MAX COUNT) ALL"):
+        expect_same(cmd, "Public/Sales", "x")
+
+
+def test_sort_equal_remote():
+    for cmd in ("SORT (SUBJECT) UTF-8 ALL",
                 "SORT (REVERSE DATE) UTF-8 ALL",
-                "UID SORT (ARRIVAL) UTF-8 ALL",
-                "THREAD REFERENCES UTF-8 ALL",
-                "THREAD ORDEREDSUBJECT UTF-8 ALL",
+                "UID SORT (ARRIVAL) UTF-8 ALL"):
+        expect_same(cmd, "Public/Sales", "x")
+
+
+def test_thread_orderedsubject_equal_remote():
+    expect_same("THREAD ORDEREDSUBJECT UTF-8 ALL", "Public/Sales", "x")
+
+
+def test_thread_references_equal_remote():
+    for cmd in ("THREAD REFERENCES UTF-8 ALL",
                 "UID THREAD REFERENCES UTF-8 ALL"):
         expect_same(cmd, "Public/Sales", "x")
 
@@ -1048,29 +1059,44 @@ def test_move_refused_by_destination_keeps_source():
 
 
 # ------------------------------------------------------------ rights
-def test_acl_right_alice_lacks_is_refused_through_proxy():
+def test_acl_append_alice_lacks_refused_through_proxy():
     e = env()
     before = count("x", "Public/ReadOnly")
     with e.proxied() as p:
         r = p.append("Public/ReadOnly", message("Not allowed", "x"))
         expect_tagged(r, "NO [NOPERM] Permission denied",
                       "APPEND to Public/ReadOnly through the proxy")
+        expect_usable(p)
+    expect_eq(count("x", "Public/ReadOnly"), before,
+              "messages in Public/ReadOnly on X")
+
+
+def test_acl_delete_alice_lacks_refused_through_proxy():
+    e = env()
+    with e.proxied() as p:
         expect_tagged(p.command("DELETE Public/ReadOnly"),
                       "NO [NOPERM] Permission denied",
                       "DELETE Public/ReadOnly through the proxy")
+        expect_usable(p)
+    expect_eq(count("x", "Public/ReadOnly"), 1,
+              "messages in Public/ReadOnly on X")
+
+
+def test_acl_read_only_select_and_store_as_on_remote():
+    """SELECT answers READ-ONLY, as on X; STORE in it the same as on X, and
+    no flag is set there."""
+    e = env()
+    rp, rd = both("STORE 1 +FLAGS (\\Flagged)", "Public/ReadOnly", "x",
+                  select="SELECT")
+    expect("\\Flagged" not in _flags_on("x", "Public/ReadOnly", 1),
+           "\\Flagged set on X in Public/ReadOnly")
+    expect_eq((rp.untagged, rp.text), (rd.untagged, rd.text),
+              "STORE in Public/ReadOnly: through the proxy vs on X")
+    with e.proxied() as p:
         r = p.command("SELECT Public/ReadOnly")
         expect_tagged(r, "OK [READ-ONLY] Select completed",
                       "SELECT Public/ReadOnly through the proxy")
         expect_usable(p)
-    expect_eq(count("x", "Public/ReadOnly"), before,
-              "messages in Public/ReadOnly on X")
-    # STORE in the read-only mailbox: the same answer as on X itself
-    rp, rd = both("STORE 1 +FLAGS (\\Flagged)", "Public/ReadOnly", "x",
-                  select="SELECT")
-    expect_eq(rp.text, rd.text, "STORE in Public/ReadOnly: through the "
-              "proxy vs on X")
-    expect("\\Flagged" not in _flags_on("x", "Public/ReadOnly", 1),
-           "\\Flagged set on X in Public/ReadOnly")
 
 
 def test_proxying_server_with_acl_plugin():
