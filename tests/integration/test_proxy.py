@@ -1277,28 +1277,54 @@ def test_one_connection_per_remote_server_and_none_without_use():
 def test_no_loop_when_the_directories_disagree():
     """home places Public/Loop on X, X's directory places it on home: the
     session X's proxy opened is never proxied or referred further, and
-    the client gets NO [UNAVAILABLE]."""
+    the client gets NO [UNAVAILABLE] with X's reason (README, "No
+    loops"); X logs an error naming the mailbox and where its directory
+    places it."""
     e = env()
     offset = e.home.log_size()
+    x_offset = e.x.log_size()
     with e.proxied() as p:
         r = p.command("SELECT Public/Loop")
-        expect(r.text.startswith("NO [UNAVAILABLE] "),
-               "SELECT Public/Loop: expected NO [UNAVAILABLE], got %r"
-               % r.tagged)
+        expect_tagged(r, "NO [UNAVAILABLE] Remote server %s: The referral "
+                      "directories of the servers disagree about where this "
+                      "mailbox is" % e.addr(e.port_x), "SELECT Public/Loop")
         expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
         text = log_barrier(e.home, p, offset)
     logins = [l for l in text.splitlines() if "imap-login: Info: Login:" in l]
     expect_eq(len(logins), 1, "logins on home (X must not proxy back): %r"
               % logins)
+    home = e.addr(e.port_home)
+    x_text = e.x.wait_log(lambda t: any(
+        "Error:" in l and "Public/Loop" in l and home in l
+        for l in t.splitlines()), x_offset)
+    expect(any("Error:" in l and "Public/Loop" in l and home in l
+               for l in x_text.splitlines()),
+           "X logged no error naming Public/Loop and %s:\n%s"
+           % (home, x_text[-2000:]))
 
 
-def _x_stopped_checks(p, what):
-    r = p.command("SELECT Public/Orders")
-    expect(r.text.startswith("NO [UNAVAILABLE] "),
-           "%s: SELECT Public/Orders with X stopped: %r" % (what, r.tagged))
-    r = p.command("STATUS Public/Sales (MESSAGES)")
-    expect(r.text.startswith("NO [UNAVAILABLE] "),
-           "%s: STATUS Public/Sales with X stopped: %r" % (what, r.tagged))
+def _x_unavailable():
+    """README, "Failures": a remote server down or not answering."""
+    return "NO [UNAVAILABLE] Remote server %s is unavailable" % env().addr(
+        env().port_x)
+
+
+def _x_stopped_checks(p, what, wrong):
+    """Commands on X's mailboxes answer exactly _x_unavailable() (replies
+    that differ are added to wrong, so that the rest is still checked);
+    INBOX and Y's mailboxes work."""
+    for cmd, send in (
+            ("SELECT Public/Orders",
+             lambda: p.command("SELECT Public/Orders")),
+            ("STATUS Public/Sales (MESSAGES)",
+             lambda: p.command("STATUS Public/Sales (MESSAGES)")),
+            ("APPEND Public/Orders",
+             lambda: p.append("Public/Orders", message("Lost", "X down")))):
+        r = send()
+        if r.text != _x_unavailable():
+            wrong.append("%s: %s: %r" % (what, cmd, r.text))
+        expect(r.status == "NO", "%s: %s with X stopped: %r"
+               % (what, cmd, r.tagged))
     r = p.command("SELECT INBOX")
     expect_ok(r, "%s: SELECT INBOX with X stopped" % what)
     expect_ok(p.command("FETCH 1 BODY.PEEK[HEADER]"),
@@ -1308,21 +1334,27 @@ def _x_stopped_checks(p, what):
 
 
 def test_remote_server_stopped_then_back():
-    """X stopped: its mailboxes answer NO [UNAVAILABLE], INBOX and Y's
-    mailboxes keep working in the same session; X started again: a later
-    command in the same session reconnects."""
+    """X stopped: its mailboxes answer NO [UNAVAILABLE] (README,
+    "Failures"), INBOX and Y's mailboxes keep working in the same
+    session; X started again: a later command in the same session
+    reconnects."""
     e = env()
+    wrong = []
+    before = count("x", "Public/Orders")
     with e.proxied() as p, e.proxied() as other:
         expect_ok(p.command("SELECT Public/Sales"), "SELECT Public/Sales")
         e.x.stop()
         try:
             r = p.command("FETCH 1 BODY.PEEK[]")
-            expect(r.text.startswith("NO [UNAVAILABLE] "),
-                   "FETCH in the selected mailbox after X stopped: %r"
-                   % r.tagged)
-            _x_stopped_checks(p, "open session")
+            want = ("NO [UNAVAILABLE] Lost the connection to the server of "
+                    "this mailbox (%s); select it again" % e.addr(e.port_x))
+            if r.text != want:
+                wrong.append("FETCH in the selected mailbox: %r" % r.text)
+            expect(r.status == "NO", "FETCH in the selected mailbox after X "
+                   "stopped: %r" % r.tagged)
+            _x_stopped_checks(p, "open session", wrong)
             with e.proxied() as q:
-                _x_stopped_checks(q, "new session")
+                _x_stopped_checks(q, "new session", wrong)
         finally:
             e.x.start()
         want = status("x", "Public/Sales")
@@ -1333,6 +1365,12 @@ def test_remote_server_stopped_then_back():
                   want["UIDVALIDITY"], "UIDVALIDITY after X is back")
         expect_ok(other.command("SELECT Public/Sales"),
                   "a session opened before the outage")
+    expect_eq(count("x", "Public/Orders"), before,
+              "Public/Orders on X after the APPENDs refused while it was "
+              "down")
+    expect(not wrong, "replies other than README's while X was stopped "
+           "(want %r, and for the selected mailbox 'Lost the connection "
+           "...'):\n  %s" % (_x_unavailable(), "\n  ".join(wrong)))
 
 
 def test_remote_server_frozen_times_out():
@@ -1351,8 +1389,8 @@ def test_remote_server_frozen_times_out():
                 except ProcessLookupError:
                     pass   # a process that ended meanwhile
             r = p.command("STATUS Public/Sales (MESSAGES)", timeout=60)
-            expect(r.text.startswith("NO [UNAVAILABLE] "),
-                   "STATUS Public/Sales with X frozen: %r" % r.tagged)
+            expect_tagged(r, _x_unavailable(),
+                          "STATUS Public/Sales with X frozen")
             expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
         finally:
             for pid in pids:
