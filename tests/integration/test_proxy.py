@@ -1346,6 +1346,17 @@ def _x_stopped_checks(p, what, wrong):
     expect_ok(r, "%s: SELECT INBOX with X stopped" % what)
     expect_ok(p.command("FETCH 1 BODY.PEEK[HEADER]"),
               "%s: FETCH in INBOX with X stopped" % what)
+    # nothing half-done: the MOVE fails and INBOX keeps the message
+    inbox = count("home", "INBOX")
+    r = p.command("MOVE 1 Public/Orders")
+    if r.text != _x_unavailable():
+        wrong.append("%s: MOVE 1 Public/Orders: %r" % (what, r.text))
+    expect(r.status == "NO" and not any(
+        l.endswith(" EXPUNGE") for l in r.untagged),
+        "%s: MOVE from INBOX to X's Public/Orders with X stopped: %r"
+        % (what, r))
+    expect_eq(count("home", "INBOX"), inbox,
+              "%s: INBOX after the MOVE to the stopped X" % what)
     expect_ok(p.command("STATUS Public/Eng (MESSAGES)"),
               "%s: STATUS on Y with X stopped" % what)
 
