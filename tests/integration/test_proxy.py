@@ -36,11 +36,11 @@ Two parts:
   authorization id), the user's rights enforced in a master login (and,
   as the reason for acl_user, the master's rights without it).
 - every other test goes through the home server and needs the proxy core
-  (plugin/referral-proxy*.c, issue 7). Until it is built they fail: the
-  home server then answers remote mailboxes with referrals. Each compares
-  the proxied reply with the remote server's own reply to the same command
-  in a direct session, or asserts the exact reply, and checks the effect
-  on the remote server in a direct session.
+  (plugin/referral-proxy*.c, issue 7); without it the home server refers
+  and they fail. Each compares the proxied reply with the remote server's
+  own reply to the same command in a direct session, or asserts the exact
+  reply (README, "Proxying for clients that do not follow referrals"),
+  and checks the effect on the remote server in a direct session.
 """
 
 import base64
@@ -49,11 +49,11 @@ import os
 import re
 import signal
 
-from common import (crash_lines, expect, expect_eq, expect_no_crash, expect_ok,
-                    expect_tagged, expect_usable, log_barrier, ou_referrals_ldif,
-                    plugin_settings, proxy_settings, referral_entry,
-                    referral_response, stop_servers, wait_until,
-                    check_plugin_built, Failure, PASSWORD, USER)
+from common import (check_plugin_built, crash_lines, expect, expect_eq,
+                    expect_no_crash, expect_ok, expect_tagged, expect_usable,
+                    log_barrier, ou_referrals_ldif, plugin_settings,
+                    proxy_settings, referral_entry, referral_response,
+                    stop_servers, wait_until, Failure, PASSWORD, USER)
 from harness import ldif, procs
 from harness.dovecot import (Dovecot, PROXY_MASTER_USER,
                              PROXY_MASTER_PASSWORD)
@@ -908,19 +908,29 @@ def test_create_rename_delete_on_remote_server():
             r = d.command('LIST "" "Public/Eng/*"')
         return sorted(l.rsplit(" ", 1)[1] for l in r.untagged)
 
-    with e.proxied() as p:
-        expect_tagged(p.command("CREATE Public/Eng/New"),
-                      "OK Create completed", "CREATE Public/Eng/New")
-        expect_eq(on_y(), ["Public/Eng/Backend", "Public/Eng/New"],
-                  "Y after CREATE")
-        expect_tagged(p.command("RENAME Public/Eng/New Public/Eng/Newer"),
-                      "OK Rename completed", "RENAME")
-        expect_eq(on_y(), ["Public/Eng/Backend", "Public/Eng/Newer"],
-                  "Y after RENAME")
-        expect_tagged(p.command("DELETE Public/Eng/Newer"),
-                      "OK Delete completed", "DELETE")
-        expect_eq(on_y(), ["Public/Eng/Backend"], "Y after DELETE")
-        expect_usable(p)
+    try:
+        with e.proxied() as p:
+            expect_tagged(p.command("CREATE Public/Eng/New"),
+                          "OK Create completed", "CREATE Public/Eng/New")
+            expect_eq(on_y(), ["Public/Eng/Backend", "Public/Eng/New"],
+                      "Y after CREATE")
+            expect_ok(p.append("Public/Eng/New", message("In New", "x")),
+                      "APPEND to the new Public/Eng/New")
+            expect_tagged(p.command("RENAME Public/Eng/New "
+                                    "Public/Eng/Newer"),
+                          "OK Rename completed", "RENAME")
+            expect_eq(on_y(), ["Public/Eng/Backend", "Public/Eng/Newer"],
+                      "Y after RENAME")
+            expect_eq(count("y", "Public/Eng/Newer"), 1,
+                      "the message in the renamed mailbox on Y")
+            expect_tagged(p.command("DELETE Public/Eng/Newer"),
+                          "OK Delete completed", "DELETE")
+            expect_eq(on_y(), ["Public/Eng/Backend"], "Y after DELETE")
+            expect_usable(p)
+    finally:
+        with e.direct("y") as d:
+            for leftover in ("Public/Eng/New", "Public/Eng/Newer"):
+                d.command("DELETE " + leftover)
     for leftover in (".Eng.New", ".Eng.Newer", ".Eng"):
         expect(not os.path.exists(e.home.path("public", leftover)),
                "home has a local %s" % leftover)
