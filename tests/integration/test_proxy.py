@@ -1411,31 +1411,42 @@ def test_remote_server_stopped_then_back():
            "...'):\n  %s" % (_x_unavailable(), "\n  ".join(wrong)))
 
 
+class _Frozen:
+    """Every process of a Dovecot stopped (SIGSTOP) for the with block:
+    the kernel still accepts connections to it, nothing answers."""
+
+    def __init__(self, server):
+        master = server.read_master_pid()
+        self.pids = [master] + procs.children_of(master)
+
+    def __enter__(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass   # a process that ended meanwhile
+        return self
+
+    def __exit__(self, *exc):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+
+
 def test_remote_server_frozen_times_out():
     """X accepts connections but never answers (every process stopped):
     the command gets NO [UNAVAILABLE] after
     mailbox_referrals_proxy_timeout, and the session goes on."""
     e = env()
-    master = e.x.read_master_pid()
-    pids = [master] + procs.children_of(master)
     offset = e.home.log_size()
     with e.proxied() as p:
-        try:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except ProcessLookupError:
-                    pass   # a process that ended meanwhile
+        with _Frozen(e.x):
             frozen = p.command("STATUS Public/Sales (MESSAGES)", timeout=60)
             expect(frozen.status == "NO", "STATUS Public/Sales with X "
                    "frozen: %r" % frozen.tagged)
             expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
-        finally:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except OSError:
-                    pass
         r = p.command("STATUS Public/Sales (MESSAGES)")
         expect_ok(r, "STATUS Public/Sales after X resumed")
     # imapc names the timeout it waited for in its log line
@@ -1448,6 +1459,39 @@ def test_remote_server_frozen_times_out():
            % (PROXY_TIMEOUT_SECS, lines))
     expect_tagged(frozen, _x_unavailable(),
                   "STATUS Public/Sales with X frozen")
+
+
+def test_selected_remote_server_frozen():
+    """X freezes while Public/Sales is selected through the proxy: a
+    search that X must answer gets NO [UNAVAILABLE] (README, "Failures"),
+    the session goes on (INBOX), and once X is back, selecting the
+    mailbox again works. README bounds the wait: the command that finds
+    the server frozen, then one reconnection attempt, each timing out
+    after mailbox_referrals_proxy_timeout; counted in imapc's log lines,
+    not measured."""
+    e = env()
+    want = _direct_fetch("x", "Public/Sales", "UID SEARCH BODY price")
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Sales"), "SELECT Public/Sales")
+        with _Frozen(e.x):
+            r = p.command("UID SEARCH BODY price", timeout=140)
+            expect(r.status == "NO", "UID SEARCH with X frozen: %r"
+                   % r.tagged)
+            text = log_barrier(e.home, p)
+            expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
+        attempts = [l for l in text.splitlines()
+                    if "imapc(%s)" % e.addr(e.port_x) in l and
+                    " timed out" in l]
+        expect(len(attempts) <= 2, "%d timeouts for one command (README: "
+               "the command, then one reconnection attempt):\n%s"
+               % (len(attempts), "\n".join(attempts)))
+        expect_ok(p.command("SELECT Public/Sales"),
+                  "SELECT Public/Sales after X resumed")
+        r2 = p.command("UID SEARCH BODY price")
+        expect_eq(r2.untagged, want, "UID SEARCH after X resumed")
+    expect_tagged(r, "NO [UNAVAILABLE] Lost the connection to the server "
+                  "of this mailbox (%s); select it again"
+                  % e.addr(e.port_x), "UID SEARCH with X frozen")
 
 
 def test_master_password_never_logged():
