@@ -47,7 +47,7 @@ ACL_PLUGIN_FILES = ("lib01_acl_plugin.so", "lib02_imap_acl_plugin.so")
 
 # The master user a home server logs in with on the remote servers when
 # it proxies a remote mailbox (mailbox_referrals_proxy_master_user).
-PROXY_MASTER_USER = "proxymaster"
+PROXY_MASTER_USER = "mbref-proxy"
 PROXY_MASTER_PASSWORD = "proxy-master-secret"
 # The directory service as built in the tree (README, "The directory
 # service"); Dovecot's `executable` takes an absolute path.
@@ -173,8 +173,8 @@ class Dovecot:
         master_users: dict master user -> password: a master passdb
         (passwd-file, `master = yes`, `pass = yes`: the user logged in as
         must exist in the normal passdb) and auth_master_user_separator
-        `*`, so that "alice*proxymaster" (LOGIN) or AUTHENTICATE PLAIN
-        with authorization id alice and authentication id proxymaster
+        `*`, so that "alice*mbref-proxy" (LOGIN) or AUTHENTICATE PLAIN
+        with authorization id alice and authentication id mbref-proxy
         logs in as alice; the home server's proxy logs in this way on a
         remote server (common.proxy_settings()).
         acl: None (no ACLs) or a list of lines of a global ACL file

@@ -7,8 +7,8 @@ that have shown referral support.
 Servers of this module's own:
 
   slapd   ou=referrals (home's and Y's view) and ou=xview (X's view)
-  home    mailbox_referrals_proxy = unaware, master user proxymaster
-  X, Y    remote servers: a master passdb with proxymaster, Dovecot's acl
+  home    mailbox_referrals_proxy = unaware, master user mbref-proxy
+  X, Y    remote servers: a master passdb with mbref-proxy, Dovecot's acl
           plugin (vfile, a global ACL file) with acl_user = %u, so that a
           master login as alice gets alice's rights; the proxy settings
           of home with the policy `no` (they refer their own clients,
@@ -377,10 +377,10 @@ def test_setup_master_login_forms():
     forms Dovecot knows, and the session is alice's."""
     e = env()
     for what, send in (
-            ("LOGIN alice*proxymaster",
+            ("LOGIN alice*mbref-proxy",
              lambda c: c.login("%s*%s" % (USER, PROXY_MASTER_USER),
                                PROXY_MASTER_PASSWORD)),
-            ("AUTHENTICATE PLAIN alice/proxymaster",
+            ("AUTHENTICATE PLAIN alice/mbref-proxy",
              lambda c: c.command("AUTHENTICATE PLAIN " + _plain_token(
                  USER, PROXY_MASTER_USER, PROXY_MASTER_PASSWORD)))):
         with ImapClient(e.x.port) as c:
@@ -1471,13 +1471,14 @@ def test_selected_remote_server_frozen():
     not measured."""
     e = env()
     want = _direct_fetch("x", "Public/Sales", "UID SEARCH BODY price")
+    offset = e.home.log_size()
     with e.proxied() as p:
         expect_ok(p.command("SELECT Public/Sales"), "SELECT Public/Sales")
         with _Frozen(e.x):
             r = p.command("UID SEARCH BODY price", timeout=140)
             expect(r.status == "NO", "UID SEARCH with X frozen: %r"
                    % r.tagged)
-            text = log_barrier(e.home, p)
+            text = log_barrier(e.home, p, offset)
             expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
         attempts = [l for l in text.splitlines()
                     if "imapc(%s)" % e.addr(e.port_x) in l and
