@@ -1283,6 +1283,10 @@ def _established_to(port):
 
 def test_one_connection_per_remote_server_and_none_without_use():
     e = env()
+    # the sessions of the tests before may still be closing theirs
+    expect(wait_until(lambda: _established_to(e.port_x) +
+                      _established_to(e.port_y) == 0),
+           "connections to X or Y left by earlier sessions")
     with e.proxied() as p:
         expect_ok(p.command("SELECT INBOX"), "SELECT INBOX")
         expect_ok(p.command("FETCH 1 FLAGS"), "FETCH in INBOX")
