@@ -154,7 +154,7 @@ class Dovecot:
                  extra_users=None, debug=False, extra_config="",
                  metrics=False, detached=False, directory_service=False,
                  service_executable=BUILD_SERVICE, master_users=None,
-                 acl=None, acl_as_login_user=True):
+                 acl=None, acl_as_login_user=True, passdb_extra=""):
         """name: short label used in paths and repr.
         plugin_settings: dict written into plugin { }.
         with_plugin: load mailbox_referrals / imap_mailbox_referrals.
@@ -188,6 +188,9 @@ class Dovecot:
         (acl_user falls back to the master_user field the auth process
         returns for a master login), so a proxy's master login would get
         the master's rights, not the user's.
+        passdb_extra: lines added to the users' passdb block, e.g.
+        "override_fields = userdb_mailbox_referrals_proxy_password=%w"
+        (the proxy logging in with the user's own password).
         """
         self.name = name
         self.own_workdir = workdir is None
@@ -208,6 +211,7 @@ class Dovecot:
         self.master_users = dict(master_users or {})
         self.acl = list(acl) if acl is not None else None
         self.acl_as_login_user = acl_as_login_user
+        self.passdb_extra = passdb_extra
         self.master_pid = None
 
     def __repr__(self):
@@ -319,7 +323,7 @@ default_login_user = dovenull
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {w}/users
-}}
+{passdb_extra}}}
 userdb {{
   driver = passwd-file
   args = username_format=%u {w}/users
@@ -363,6 +367,8 @@ plugin {{
            uid=MAIL_UID, gid=MAIL_GID,
            plugins=plugins, plugin_lines=plugin_lines,
            master_passdb=master_passdb,
+           passdb_extra="".join("  %s\n" % l for l in
+                                self.passdb_extra.splitlines()),
            extra=(METRICS_CONFIG if self.metrics else "") +
            (self.service_config() if self.directory_service else "") +
            self.extra_config)

@@ -1204,6 +1204,40 @@ def _policy_server(name, policy):
     return d
 
 
+def test_proxy_with_the_users_own_password():
+    """No master user (README, "Identity and rights", second column): the
+    home server's passdb hands the user's password to the proxy
+    (userdb_mailbox_referrals_proxy_password=%w), which logs in to X as
+    the user; X checks the user's rights."""
+    e = env()
+    port = free_port()
+    settings = plugin_settings(e.ldap, e.addr(port))
+    settings.update(proxy_settings(master_user="", password="",
+                                   timeout="%ds" % PROXY_TIMEOUT_SECS))
+    d = Dovecot("proxy-ownpw", port=port, plugin_settings=settings,
+                passdb_extra="override_fields = "
+                "userdb_mailbox_referrals_proxy_password=%w")
+    want = status("x", "Public/Sales")
+    before = count("x", "Public/ReadOnly")
+    try:
+        d.start()
+        with ImapClient(d.port) as c:
+            expect_ok(c.login(USER, PASSWORD), "LOGIN")
+            r = c.command("EXAMINE Public/Sales")
+            expect_tagged(r, "OK [READ-ONLY] Examine completed",
+                          "EXAMINE Public/Sales with the user's password")
+            expect_eq(select_codes(r.untagged)["UIDVALIDITY"],
+                      want["UIDVALIDITY"], "UIDVALIDITY")
+            r = c.append("Public/ReadOnly", message("Not allowed", "x"))
+            expect(r.status == "NO", "APPEND to Public/ReadOnly with the "
+                   "user's password: %r" % r.tagged)
+            expect_usable(c)
+    finally:
+        stop_servers(d)
+    expect_eq(count("x", "Public/ReadOnly"), before,
+              "messages in Public/ReadOnly on X")
+
+
 def test_policy_no_refers_unaware_sessions():
     """mailbox_referrals_proxy = no (the default): a session that never
     sent RLIST is referred, as before the proxy existed."""
