@@ -1125,21 +1125,28 @@ def test_acl_delete_alice_lacks_refused_through_proxy():
               "messages in Public/ReadOnly on X")
 
 
-def test_acl_read_only_select_and_store_as_on_remote():
-    """SELECT answers READ-ONLY, as on X; STORE in it the same as on X, and
-    no flag is set there."""
+def test_acl_read_only_select_as_on_remote():
+    """alice lacks every write right on Public/ReadOnly: SELECT answers
+    READ-ONLY through the proxy as on X (RFC 3501 6.3.1)."""
     e = env()
+    with e.direct("x") as d:
+        want = d.command("SELECT Public/ReadOnly").text
+    with e.proxied() as p:
+        r = p.command("SELECT Public/ReadOnly")
+        expect_eq(want, "OK [READ-ONLY] Select completed", "SELECT on X")
+        expect_tagged(r, want, "SELECT Public/ReadOnly through the proxy")
+        expect_usable(p)
+
+
+def test_acl_store_alice_lacks_as_on_remote():
+    """STORE in Public/ReadOnly: no flag is set on X, and the client is
+    told what X tells it (no FETCH claiming the flag was set)."""
     rp, rd = both("STORE 1 +FLAGS (\\Flagged)", "Public/ReadOnly", "x",
                   select="SELECT")
     expect("\\Flagged" not in _flags_on("x", "Public/ReadOnly", 1),
            "\\Flagged set on X in Public/ReadOnly")
     expect_eq((rp.untagged, rp.text), (rd.untagged, rd.text),
               "STORE in Public/ReadOnly: through the proxy vs on X")
-    with e.proxied() as p:
-        r = p.command("SELECT Public/ReadOnly")
-        expect_tagged(r, "OK [READ-ONLY] Select completed",
-                      "SELECT Public/ReadOnly through the proxy")
-        expect_usable(p)
 
 
 def test_proxying_server_with_acl_plugin():
