@@ -646,7 +646,7 @@ static const struct imap_referral_core_vfuncs imap_referral_core_vfuncs = {
 	.cmd_rlist = cmd_rlist,
 	.cmd_rlsub = cmd_rlsub,
 	.cmd_list = cmd_list_maybe_remote,
-	.cmd_proxy_lost = imap_referral_cmd_proxy_lost,
+	.command_pre = imap_referral_proxy_command_pre,
 };
 
 void imap_mailbox_referrals_core_plugin_init(struct module *module ATTR_UNUSED)

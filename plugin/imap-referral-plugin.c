@@ -66,30 +66,16 @@ static void referral_client_created(struct client **clientp)
 		referral_next_client_created(clientp);
 }
 
-/* The commands that work on the selected mailbox. */
-static const char *const referral_selected_commands[] = {
-	"CHECK", "CLOSE", "COPY", "EXPUNGE", "FETCH", "IDLE", "MOVE", "NOOP",
-	"SEARCH", "SORT", "STORE", "THREAD", "UID", NULL
-};
-
-/* A proxied mailbox whose server went away: its commands get NO
-   [UNAVAILABLE] instead of running. Run, FETCH would end the session
-   (imap answers a failed FETCH with BYE) and the others would report
-   failures as SERVERBUG. The session and its other mailboxes go on. */
+/* A command in a proxied remote mailbox: the IMAP core module decides
+   whether it runs as imap's own (imap-referral-proxy.c). This runs before
+   every command of every session: a session without a proxied mailbox
+   selected does not get further than the first test. */
 static void referral_command_pre(struct client_command_context *cmd)
 {
-	const struct command *command;
-	const char *error;
-
-	if (cmd->client->mailbox == NULL || cmd->name == NULL ||
-	    !str_array_icase_find(referral_selected_commands, cmd->name))
+	if (cmd->client->mailbox == NULL ||
+	    !mailbox_referrals_proxy_is_remote(cmd->client->mailbox))
 		return;
-	/* only before the command starts: later runs are its own */
-	command = command_find(cmd->name);
-	if (command == NULL || cmd->func != command->func)
-		return;
-	if (mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
-		cmd->func = imap_referral_core_require()->cmd_proxy_lost;
+	imap_referral_core_require()->command_pre(cmd);
 }
 
 static void referral_command_post(struct client_command_context *cmd ATTR_UNUSED)

@@ -27,15 +27,16 @@ struct imap_referral_core_vfuncs {
 	imap_referral_cmd_func_t *cmd_rlsub;
 	/* LIST, with or without REMOTE */
 	imap_referral_cmd_func_t *cmd_list;
-	/* any command on a proxied mailbox whose server is gone */
-	imap_referral_cmd_func_t *cmd_proxy_lost;
+	/* the command hook's work before a command in a proxied mailbox */
+	void (*command_pre)(struct client_command_context *cmd);
 };
 /* Returns the IMAP core module's entry points, loading it first if needed
    (a failure to load it ends the process). */
 const struct imap_referral_core_vfuncs *imap_referral_core_require(void);
-/* NO [UNAVAILABLE] for a command on a proxied mailbox whose server is
-   gone: imap-referral-proxy.c, in the IMAP core module. */
-bool imap_referral_cmd_proxy_lost(struct client_command_context *cmd);
+/* Before a command in a proxied mailbox: NO [UNAVAILABLE] instead of the
+   command if its server is gone, THREAD run by the server
+   (imap-referral-proxy.c, in the IMAP core module). */
+void imap_referral_proxy_command_pre(struct client_command_context *cmd);
 /* Called by the IMAP core module's init: returns Dovecot's own LIST. */
 imap_referral_cmd_func_t *
 imap_referral_core_register(const struct imap_referral_core_vfuncs *vfuncs);

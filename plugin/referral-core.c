@@ -60,6 +60,10 @@ static int referral_core_user_init(struct referral_user *ruser,
 						REFERRAL_LIST_CACHE_SIZE);
 	if (set->shuffle)
 		ruser->shuffle_seed = i_rand() | 1;
+	/* the user's storages were created at login, before this module
+	   was loaded: the proxy's mailbox_alloc() goes on them now, and on
+	   those created later through referral_plugin_storage_created() */
+	referral_proxy_user_storages_init(user);
 	return 0;
 }
 
@@ -76,7 +80,6 @@ static void referral_core_user_deinit(struct referral_user *ruser)
 static void referral_core_list_init(struct mailbox_list_vfuncs *v)
 {
 	referral_mailbox_list_init_iter(v);
-	referral_proxy_list_init_vfuncs(v);
 }
 
 static const struct referral_core_vfuncs referral_core_vfuncs = {
@@ -86,6 +89,10 @@ static const struct referral_core_vfuncs referral_core_vfuncs = {
 	.list_is_ours = referral_proxy_list_is_ours,
 	.mailbox_allocated = referral_mailbox_allocated,
 	.mailbox_lost = referral_proxy_mailbox_lost,
+	.mailbox_is_remote = referral_proxy_mailbox_is_remote,
+	.mailbox_thread = referral_proxy_mailbox_thread,
+	.storage_created = referral_proxy_storage_created,
+	.mail_allocated = referral_proxy_mail_allocated,
 };
 
 void mailbox_referrals_core_plugin_init(struct module *module ATTR_UNUSED)

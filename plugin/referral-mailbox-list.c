@@ -51,6 +51,14 @@ struct referral_mailbox_list_iterate_context {
 	struct referral_index *index;
 	/* per index name: already returned by the local pass */
 	bool *listed;
+	/* a proxied session's plain listing: what is below a subtree
+	   entry is listed from its server */
+	bool proxy_subtrees;
+	struct mailbox_list_iterate_context *sub_iter;
+	/* the subtree being listed: its name here, and the prefix of the
+	   names in the proxy list that stand for it (namespace prefix and
+	   remote name) */
+	const char *sub_vname, *sub_prefix;
 	unsigned int next_idx;
 	bool local_done;
 
@@ -76,9 +84,15 @@ referral_mailbox_list_iter_init(struct mailbox_list *list,
 	ctx = p_new(_ctx->pool, struct referral_mailbox_list_iterate_context, 1);
 	ctx->ruser = ruser;
 	/* A proxied session uses remote mailboxes as if they were here:
-	   its plain listings show them too. */
+	   its plain listings show them too. Not lib-storage's own raw
+	   listings (e.g. the acl plugin's list of mailboxes, which asks
+	   each name's storage and expects this namespace's). */
 	ctx->remote_mode = (flags & MAILBOX_LIST_ITER_REFERRAL_REMOTE) != 0 ||
-		referral_proxy_active(ruser);
+		((flags & MAILBOX_LIST_ITER_RAW_LIST) == 0 &&
+		 referral_proxy_active(ruser));
+	ctx->proxy_subtrees = ctx->remote_mode &&
+		(flags & (MAILBOX_LIST_ITER_REFERRAL_REMOTE |
+			  MAILBOX_LIST_ITER_SELECT_SUBSCRIBED)) == 0;
 	MODULE_CONTEXT_SET(_ctx, referral_mailbox_list_module, ctx);
 
 	if (!ctx->remote_mode && referral_directory_answers_fresh(ruser->dir)) {
@@ -191,6 +205,70 @@ referral_list_is_subscribed(struct mailbox_list *list, const char *vname)
 	return node != NULL && (node->flags & MAILBOX_SUBSCRIBED) != 0;
 }
 
+/* Start listing the subtree whose root is vname from its server. Returns
+   FALSE if it cannot be (the root is then listed as without the proxy). */
+static bool
+referral_list_subtree_start(struct mailbox_list_iterate_context *_ctx,
+			    const char *vname)
+{
+	struct referral_mailbox_list_iterate_context *ctx =
+		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
+	struct mail_namespace *ns = _ctx->list->ns;
+	struct mailbox_list *sub_list;
+	const char *remote_name, *prefix;
+	char sep = mail_namespace_get_sep(ns);
+
+	sub_list = referral_proxy_subtree_list(ctx->ruser, ns, vname,
+					       &remote_name);
+	if (sub_list == NULL)
+		return FALSE;
+	prefix = p_strconcat(_ctx->pool, sub_list->ns->prefix, remote_name,
+			     NULL);
+	ctx->sub_vname = p_strdup(_ctx->pool, vname);
+	ctx->sub_prefix = prefix;
+	ctx->sub_iter = mailbox_list_iter_init_multiple(sub_list,
+		(const char *const []){ prefix,
+			t_strdup_printf("%s%c*", prefix, sep), NULL },
+		MAILBOX_LIST_ITER_RETURN_CHILDREN);
+	return TRUE;
+}
+
+/* The next mailbox of the subtree being listed from its server, under
+   its name here, with the flags its server gives it. */
+static const struct mailbox_info *
+referral_list_next_subtree(struct mailbox_list_iterate_context *_ctx)
+{
+	struct referral_mailbox_list_iterate_context *ctx =
+		REFERRAL_LIST_ITERATE_CONTEXT(_ctx);
+	const struct mailbox_info *info;
+	size_t prefix_len = strlen(ctx->sub_prefix);
+	const char *vname;
+
+	while ((info = mailbox_list_iter_next(ctx->sub_iter)) != NULL) {
+		if (strncmp(info->vname, ctx->sub_prefix, prefix_len) != 0 ||
+		    (info->vname[prefix_len] != '\0' &&
+		     info->vname[prefix_len] !=
+		     mail_namespace_get_sep(_ctx->list->ns)))
+			continue;
+		vname = p_strconcat(_ctx->pool, ctx->sub_vname,
+				    info->vname + prefix_len, NULL);
+		if (imap_match(_ctx->glob, vname) != IMAP_MATCH_YES)
+			continue;
+		i_zero(&ctx->info);
+		ctx->info.ns = _ctx->list->ns;
+		ctx->info.vname = vname;
+		ctx->info.flags = (info->flags & (MAILBOX_CHILDREN |
+			MAILBOX_NOCHILDREN | MAILBOX_NOSELECT |
+			MAILBOX_NONEXISTENT | MAILBOX_NOINFERIORS)) |
+			MAILBOX_REFERRAL_REMOTE;
+		return &ctx->info;
+	}
+	/* the remote server's listing failed: the session goes on with
+	   what it has, as a plain listing whose directory failed does */
+	(void)mailbox_list_iter_deinit(&ctx->sub_iter);
+	return NULL;
+}
+
 /* The remote pass: names from the directory not listed locally. */
 static const struct mailbox_info *
 referral_list_next_remote(struct mailbox_list_iterate_context *_ctx)
@@ -201,11 +279,28 @@ referral_list_next_remote(struct mailbox_list_iterate_context *_ctx)
 	size_t root_len = _ctx->list->ns->prefix_len;
 	unsigned int count;
 
+	const struct mailbox_info *info;
+	enum imap_match_result match;
+
 	names = referral_index_get_names(ctx->index, &count);
 	while (ctx->next_idx < count) {
 		name = &names[ctx->next_idx];
-		if (ctx->listed[ctx->next_idx++] || name->local ||
-		    imap_match(_ctx->glob, name->vname) != IMAP_MATCH_YES)
+		if (ctx->listed[ctx->next_idx++] || name->local)
+			continue;
+		match = imap_match(_ctx->glob, name->vname);
+		if (ctx->proxy_subtrees && name->entry != NULL &&
+		    name->entry->subtree &&
+		    (match & (IMAP_MATCH_YES | IMAP_MATCH_CHILDREN)) != 0 &&
+		    strlen(name->vname) >= root_len &&
+		    referral_list_subtree_start(_ctx, name->vname)) {
+			/* the subtree's root and what is below it, as its
+			   server lists them */
+			info = referral_list_next_subtree(_ctx);
+			if (info != NULL)
+				return info;
+			continue;
+		}
+		if (match != IMAP_MATCH_YES)
 			continue;
 		if (strlen(name->vname) < root_len) {
 			/* an entry for the namespace root itself ("Public"):
@@ -270,6 +365,11 @@ referral_mailbox_list_iter_next(struct mailbox_list_iterate_context *_ctx)
 	    (_ctx->flags & MAILBOX_LIST_ITER_SELECT_SUBSCRIBED) != 0 ||
 	    _ctx->glob == NULL)
 		return NULL;
+	if (ctx->sub_iter != NULL) {
+		info = referral_list_next_subtree(_ctx);
+		if (info != NULL)
+			return info;
+	}
 	return referral_list_next_remote(_ctx);
 }
 
@@ -290,6 +390,8 @@ referral_mailbox_list_iter_deinit(struct mailbox_list_iterate_context *_ctx)
 		ruser->list_error = i_strdup(ctx->error);
 		ruser->list_failures++;
 	}
+	if (ctx->sub_iter != NULL)
+		(void)mailbox_list_iter_deinit(&ctx->sub_iter);
 	if (ctx->record_pool != NULL)
 		pool_unref(&ctx->record_pool);
 	/* ctx is in _ctx->pool: gone after this */

@@ -35,8 +35,10 @@ const char *mailbox_referrals_plugin_dependencies[] = { NULL };
 
 static struct mail_storage_hooks referral_mail_storage_hooks = {
 	.mail_user_created = referral_mail_user_created,
+	.mail_storage_created = referral_plugin_storage_created,
 	.mailbox_list_created = referral_mailbox_list_created,
 	.mailbox_allocated = referral_plugin_mailbox_allocated,
+	.mail_allocated = referral_plugin_mail_allocated,
 };
 
 /* the directory this module was loaded from: the core is next to it */
@@ -94,6 +96,35 @@ bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r)
 {
 	return referral_core != NULL &&
 		referral_core->mailbox_lost(box, error_r);
+}
+
+bool mailbox_referrals_proxy_is_remote(struct mailbox *box)
+{
+	return referral_core != NULL &&
+		referral_core->mailbox_is_remote(box);
+}
+
+int mailbox_referrals_proxy_thread(struct mailbox *box,
+				   const struct imap_arg *args, bool uid,
+				   string_t *threads)
+{
+	if (referral_core == NULL)
+		return 0;
+	return referral_core->mailbox_thread(box, args, uid, threads);
+}
+
+void referral_plugin_storage_created(struct mail_storage *storage)
+{
+	if (referral_core != NULL)
+		referral_core->storage_created(storage);
+}
+
+/* This runs for every message of every session: without the core there
+   is no proxied mailbox, and nothing to do. */
+void referral_plugin_mail_allocated(struct mail *mail)
+{
+	if (referral_core != NULL)
+		referral_core->mail_allocated(mail);
 }
 
 /* The core module is in the directory of this module's file, path. */

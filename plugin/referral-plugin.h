@@ -73,6 +73,8 @@ extern MODULE_CONTEXT_DEFINE(referral_mailbox_list_module,
 extern MODULE_CONTEXT_DEFINE(referral_storage_module,
 			     &mail_storage_module_register);
 
+struct imap_arg;
+
 /* The core module's entry points (referral-core.c), which the mail
    plugin's own module (referral-plugin.c, referral-user.c) calls once it
    is loaded. The mail plugin's module links none of the core's symbols:
@@ -88,6 +90,13 @@ struct referral_core_vfuncs {
 	bool (*list_is_ours)(struct mailbox_list *list);
 	void (*mailbox_allocated)(struct mailbox *box);
 	bool (*mailbox_lost)(struct mailbox *box, const char **error_r);
+	bool (*mailbox_is_remote)(struct mailbox *box);
+	int (*mailbox_thread)(struct mailbox *box, const struct imap_arg *args,
+			      bool uid, string_t *threads);
+	/* the hooks of the same names, for what exists once the core is
+	   loaded (the user's storages of before are set up by user_init) */
+	void (*storage_created)(struct mail_storage *storage);
+	void (*mail_allocated)(struct mail *mail);
 };
 
 extern const char *mailbox_referrals_plugin_version;
@@ -126,6 +135,11 @@ void referral_mailbox_allocated(struct mailbox *box);
 /* The mail plugin's mailbox_allocated hook: hands over to the core's
    referral_mailbox_allocated() once the core is loaded. */
 void referral_plugin_mailbox_allocated(struct mailbox *box);
+/* The mail plugin's mail_storage_created and mail_allocated hooks: hand
+   over to the core once it is loaded (before, there is no proxy to set
+   up: the core's user_init sets up the storages created until then). */
+void referral_plugin_storage_created(struct mail_storage *storage);
+void referral_plugin_mail_allocated(struct mail *mail);
 
 /* Returns TRUE if referrals are enabled for the user (for the imap plugin:
    advertise MAILBOX-REFERRALS only then). */
@@ -139,6 +153,17 @@ void mailbox_referrals_user_set_aware(struct mail_user *user);
    referral_proxy_mailbox_lost()); FALSE while the core is not loaded,
    as no mailbox is proxied then. */
 bool mailbox_referrals_proxy_lost(struct mailbox *box, const char **error_r);
+/* Returns TRUE if box is a remote mailbox served through this server
+   (referral_proxy_mailbox_is_remote()); FALSE while the core is not
+   loaded. */
+bool mailbox_referrals_proxy_is_remote(struct mailbox *box);
+/* THREAD on a remote mailbox, run by its server (see
+   referral_proxy_mailbox_thread()): 1 when done, 0 if box is not a
+   remote mailbox (always while the core is not loaded), -1 with the
+   storage error set. */
+int mailbox_referrals_proxy_thread(struct mailbox *box,
+				   const struct imap_arg *args, bool uid,
+				   string_t *threads);
 
 void mailbox_referrals_plugin_preinit(void);
 void mailbox_referrals_plugin_init(struct module *module);

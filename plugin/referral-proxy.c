@@ -30,8 +30,12 @@
 #include "ioloop.h"
 #include "settings-parser.h"
 #include "imap-utf7.h"
+#include "imap-arg.h"
+#include "imap-util.h"
+#include "strnum.h"
 #include "mail-index.h"
 #include "mail-namespace.h"
+#include "mailbox-tree.h"
 #include "mail-storage-settings.h"
 #include "imapc-settings.h"
 #include "imapc-client-private.h"
@@ -46,11 +50,13 @@
 #define REFERRAL_PROXY_PREFETCH_COUNT 100
 
 /* A selected remote mailbox unused this long is checked before the next
-   command on it (mailbox_referrals_proxy_lost()). */
+   command on it (referral_proxy_mailbox_lost()). */
 #define REFERRAL_PROXY_CHECK_IDLE_SECS 1
 
 #define REFERRAL_PROXY_LIST_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, referral_proxy_list_module)
+#define REFERRAL_PROXY_STORAGE_CONTEXT(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, referral_proxy_storage_module)
 #define REFERRAL_PROXY_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, referral_proxy_storage_module)
 #define REFERRAL_PROXY_CONTEXT_REQUIRE(obj) \
@@ -81,9 +87,19 @@ struct referral_proxy_state {
 	const char *pending_storage_name;
 	struct mailbox_list *pending_home_list;
 	bool pending_own_entry;
-	/* get_storage could not reach any of vname's servers: why */
-	const char *failed_vname;
-	const char *failed_error;
+	/* the last mailbox_alloc() could not reach any of the servers of
+	   failed_vname: why */
+	char *failed_vname;
+	char *failed_error;
+};
+
+/* A storage of a proxying session. */
+struct referral_proxy_storage {
+	union mail_storage_module_context module_ctx;
+	struct mailbox *(*next_mailbox_alloc)(struct mail_storage *storage,
+					      struct mailbox_list *list,
+					      const char *vname,
+					      enum mailbox_flags flags);
 };
 
 /* A proxy namespace's list. */
@@ -104,12 +120,27 @@ struct referral_proxy_mailbox {
 	bool own_entry;
 	/* when its connection was last seen working */
 	time_t last_checked;
+	/* a THREAD sent to the remote server is waiting for its reply:
+	   the thread lists go here (UIDs); NULL otherwise */
+	string_t *thread_reply;
+	bool thread_registered;
+	bool thread_uids_to_seqs;
+	/* the remote server sent PERMANENTFLAGS (imapc keeps them) */
+	bool permanent_flags_known;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_list_module,
 				  &mailbox_list_module_register);
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_storage_module,
 				  &mail_storage_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_mail_module,
+				  &mail_module_register);
+
+static void referral_proxy_clear_failure(struct referral_proxy_state *proxy)
+{
+	i_free(proxy->failed_vname);
+	i_free(proxy->failed_error);
+}
 
 int referral_proxy_user_init(struct referral_user *ruser,
 			     referral_setting_lookup_t *lookup,
@@ -149,6 +180,7 @@ void referral_proxy_user_deinit(struct referral_user *ruser)
 	array_foreach_elem(&ruser->proxy->conns, conn)
 		mail_namespace_destroy(conn->ns);
 	array_clear(&ruser->proxy->conns);
+	referral_proxy_clear_failure(ruser->proxy);
 }
 
 bool referral_proxy_session_is_proxied(struct referral_user *ruser)
@@ -239,6 +271,30 @@ referral_proxy_list_get_storage_name(struct mailbox_list *list,
 	return plist->next_get_storage_name(list, vname);
 }
 
+/* The subscriptions of the proxy list are the home namespace's (which is
+   where SUBSCRIBE records them): lib-storage asks the mailbox's own list
+   whether it is subscribed before it (un)subscribes, and imapc would ask
+   the remote server. */
+static int
+referral_proxy_list_subscriptions_refresh(struct mailbox_list *src_list,
+					  struct mailbox_list *dest_list)
+{
+	struct referral_proxy_list *plist = REFERRAL_PROXY_LIST_CONTEXT(src_list);
+	struct mailbox_list *home = plist->conn->home_ns->list;
+
+	if (mailbox_list_iter_subscriptions_refresh(home) < 0) {
+		enum mail_error error;
+		const char *text = mailbox_list_get_last_error(home, &error);
+
+		mailbox_list_set_error(dest_list, error, text);
+		return -1;
+	}
+	if (dest_list->subscriptions != NULL)
+		mailbox_tree_deinit(&dest_list->subscriptions);
+	dest_list->subscriptions = mailbox_tree_dup(home->subscriptions);
+	return 0;
+}
+
 static void referral_proxy_list_init(struct mailbox_list *list,
 				     struct referral_proxy_conn *conn)
 {
@@ -251,6 +307,8 @@ static void referral_proxy_list_init(struct mailbox_list *list,
 	plist->conn = conn;
 	plist->next_get_storage_name = list->v.get_storage_name;
 	list->v.get_storage_name = referral_proxy_list_get_storage_name;
+	list->v.subscriptions_refresh =
+		referral_proxy_list_subscriptions_refresh;
 	MODULE_CONTEXT_SET(list, referral_proxy_list_module, plist);
 }
 
@@ -364,7 +422,10 @@ referral_proxy_conn_create(struct referral_user *ruser,
 					   error);
 		return NULL;
 	}
-	ns->flags |= NAMESPACE_FLAG_NOQUOTA | NAMESPACE_FLAG_NOACL;
+	/* SUBSCRIPTIONS: lib-storage then asks this namespace's own list
+	   about them, which answers from the home namespace's */
+	ns->flags |= NAMESPACE_FLAG_NOQUOTA | NAMESPACE_FLAG_NOACL |
+		NAMESPACE_FLAG_SUBSCRIPTIONS;
 
 	conn = p_new(user->pool, struct referral_proxy_conn, 1);
 	conn->server = p_strdup(user->pool, referral_host_to_string(server));
@@ -438,89 +499,109 @@ referral_proxy_conn_get(struct referral_user *ruser,
 		e_warning(ruser->event, "Remote server %s: %s", name, error);
 		if (str_len(errors) > 0)
 			str_append(errors, ", ");
-		str_printfa(errors, "%s: %s", name, error);
+		str_append(errors, name);
 	}
-	*error_r = t_strdup_printf("Remote server unavailable (%s)",
-				   str_c(errors));
+	/* the reasons are in the log, as for a server lost later */
+	*error_r = array_count(&target->servers) == 1 ?
+		t_strdup_printf("Remote server %s is unavailable",
+				str_c(errors)) :
+		t_strdup_printf("Remote servers %s are unavailable",
+				str_c(errors));
 	return NULL;
 }
 
-/* What mailbox_list_get_storage() would do without us. */
-static int
-referral_proxy_next_get_storage(struct mailbox_list **list, const char *vname,
-				struct mail_storage **storage_r)
+/* mail_storage's mailbox_alloc() of a storage of this session: a remote
+   mailbox of a proxied session is allocated in its server's proxy
+   namespace instead (the mailbox returned belongs to that storage and
+   list; mailbox_alloc() takes both from it). This is done here, not in
+   the list's get_storage: other callers of mailbox_list_get_storage()
+   expect a name's storage to be in the list's own namespace (the acl
+   plugin asserts it). */
+static struct mailbox *
+referral_proxy_storage_mailbox_alloc(struct mail_storage *storage,
+				     struct mailbox_list *list,
+				     const char *vname,
+				     enum mailbox_flags flags)
 {
-	struct referral_mailbox_list *rlist = REFERRAL_LIST_CONTEXT(*list);
-
-	if (rlist->module_ctx.super.get_storage != NULL) {
-		return rlist->module_ctx.super.get_storage(list, vname,
-							   storage_r);
-	}
-	/* lib-storage's default; per-mailbox storage drivers (mailbox
-	   { driver = ... }) do not apply in namespaces where referrals
-	   do */
-	*storage_r = mail_namespace_get_default_storage((*list)->ns);
-	return 0;
-}
-
-/* mailbox_list_get_storage(): a remote mailbox of a proxied session lives
-   in its server's proxy namespace. */
-static int
-referral_proxy_get_storage(struct mailbox_list **list, const char *vname,
-			   struct mail_storage **storage_r)
-{
-	struct mailbox_list *home_list = *list;
-	struct referral_user *ruser =
-		REFERRAL_USER_CONTEXT_REQUIRE(home_list->ns->user);
-	struct referral_proxy_state *proxy = ruser->proxy;
+	struct referral_proxy_storage *pstorage =
+		REFERRAL_PROXY_STORAGE_CONTEXT(storage);
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(list->ns->user);
+	struct referral_proxy_state *proxy;
 	struct referral_proxy_conn *conn;
 	struct referral_target target;
+	struct mail_storage *remote_storage;
 	const char *error;
 	string_t *storage_name;
 	int ret;
 
+	if (ruser == NULL || ruser->proxy == NULL ||
+	    REFERRAL_LIST_CONTEXT(list) == NULL ||
+	    !referral_proxy_active(ruser))
+		return pstorage->next_mailbox_alloc(storage, list, vname, flags);
+	proxy = ruser->proxy;
 	/* a mailbox allocated again (e.g. re-opened) must not pick up a
 	   name or failure decided for another */
 	proxy->pending_vname = NULL;
-	proxy->failed_vname = NULL;
+	referral_proxy_clear_failure(proxy);
 
-	if (!referral_proxy_active(ruser))
-		return referral_proxy_next_get_storage(list, vname, storage_r);
-	ret = referral_lookup(ruser, home_list->ns->prefix, vname,
-			      mail_namespace_get_sep(home_list->ns),
+	ret = referral_lookup(ruser, list->ns->prefix, vname,
+			      mail_namespace_get_sep(list->ns),
 			      &target, &error);
 	if (ret <= 0) {
 		/* local, or unknown: the mailbox hooks of the namespace
 		   decide (and fail with UNAVAILABLE) as without the proxy */
-		return referral_proxy_next_get_storage(list, vname,
-						       storage_r);
+		return pstorage->next_mailbox_alloc(storage, list, vname, flags);
 	}
-	conn = referral_proxy_conn_get(ruser, home_list->ns, &target, &error);
+	conn = referral_proxy_conn_get(ruser, list->ns, &target, &error);
 	if (conn == NULL) {
-		/* Failing here would make mailbox_alloc() replace the
-		   reason with "Internal error" when the mailbox is used:
-		   the mailbox is allocated here instead, and fails with
-		   the reason at its first use (referral-mailbox.c). */
-		proxy->failed_vname = vname;
-		proxy->failed_error = error;
-		return referral_proxy_next_get_storage(list, vname,
-						       storage_r);
+		/* the mailbox is allocated here, and the referral hooks fail
+		   it with the reason at its first use (referral-mailbox.c) */
+		referral_proxy_clear_failure(proxy);
+		proxy->failed_vname = i_strdup(vname);
+		proxy->failed_error = i_strdup(error);
+		return pstorage->next_mailbox_alloc(storage, list, vname, flags);
 	}
 	storage_name = t_str_new(64);
 	if (imap_utf8_to_utf7(target.remote_name, storage_name) < 0)
 		i_unreached(); /* the directory's names are valid UTF-8 */
-	proxy->pending_vname = vname;
+	proxy->pending_vname = t_strdup(vname);
 	proxy->pending_storage_name = str_c(storage_name);
-	proxy->pending_home_list = home_list;
+	proxy->pending_home_list = list;
 	proxy->pending_own_entry = target.own_entry;
-	*list = conn->ns->list;
-	*storage_r = conn->ns->storage;
-	return 0;
+	remote_storage = conn->ns->storage;
+	return remote_storage->v.mailbox_alloc(remote_storage, conn->ns->list,
+					       vname, flags);
 }
 
-void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v)
+void referral_proxy_storage_created(struct mail_storage *storage)
 {
-	v->get_storage = referral_proxy_get_storage;
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(storage->user);
+	struct referral_proxy_storage *pstorage;
+
+	if (ruser == NULL || ruser->proxy == NULL ||
+	    ruser->proxy->set->policy == REFERRAL_PROXY_NO ||
+	    ruser->proxy->creating != NULL)
+		return;
+	/* written into the table mailbox_alloc() calls, not through vlast:
+	   see referral_proxy_list_init() */
+	pstorage = p_new(storage->pool, struct referral_proxy_storage, 1);
+	pstorage->next_mailbox_alloc = storage->v.mailbox_alloc;
+	storage->v.mailbox_alloc = referral_proxy_storage_mailbox_alloc;
+	MODULE_CONTEXT_SET(storage, referral_proxy_storage_module, pstorage);
+}
+
+void referral_proxy_user_storages_init(struct mail_user *user)
+{
+	struct mail_namespace *ns;
+	struct mail_storage *storage;
+
+	for (ns = user->namespaces; ns != NULL; ns = ns->next) {
+		array_foreach_elem(&ns->all_storages, storage) {
+			/* namespaces may share a storage */
+			if (REFERRAL_PROXY_CONTEXT(storage) == NULL)
+				referral_proxy_storage_created(storage);
+		}
+	}
 }
 
 /* Errors of the remote server reach the client as UNAVAILABLE: temporary
@@ -530,32 +611,36 @@ static void referral_proxy_map_error(struct mailbox *box)
 {
 	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
 	enum mail_error error;
-	const char *text;
+	const char *text, *p;
+	size_t len;
 
 	text = mailbox_get_last_error(box, &error);
-	if (error != MAIL_ERROR_TEMP)
-		return;
 	if (box->storage->last_error_is_internal ||
 	    str_begins(text, MAIL_ERRSTR_CRITICAL_MSG)) {
+		if (error != MAIL_ERROR_TEMP)
+			return;
 		/* the cause (refused, timed out, ...) is in the log, from
 		   imapc */
-		text = t_strdup_printf("Remote server %s is unavailable",
-				       pbox->conn->server);
-	} else {
-		/* the remote server's own words (imapc took them from its
-		   reply, response code apart), without the timing Dovecot
-		   appends to its replies: ours follows */
-		const char *p = strrchr(text, '(');
-		size_t len = strlen(text);
-
-		if (p != NULL && p > text && p[-1] == ' ' && len > 7 &&
-		    (strcmp(text + len - 6, " secs)") == 0 ||
-		     strcmp(text + len - 7, " secs).") == 0))
-			text = t_strdup_until(text, p - 1);
+		mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE,
+			t_strdup_printf("Remote server %s is unavailable",
+					pbox->conn->server));
+		return;
+	}
+	/* The remote server's own words (imapc took them from its reply,
+	   response code apart), without the timing Dovecot appends to its
+	   replies: ours follows. */
+	p = strrchr(text, '(');
+	len = strlen(text);
+	if (p != NULL && p > text && p[-1] == ' ' && len > 7 &&
+	    (strcmp(text + len - 6, " secs)") == 0 ||
+	     strcmp(text + len - 7, " secs).") == 0))
+		text = t_strdup_until(text, p - 1);
+	if (error == MAIL_ERROR_TEMP) {
 		text = t_strdup_printf("Remote server %s: %s",
 				       pbox->conn->server, text);
+		error = MAIL_ERROR_UNAVAILABLE;
 	}
-	mail_storage_set_error(box->storage, MAIL_ERROR_UNAVAILABLE, text);
+	mail_storage_set_error(box->storage, error, text);
 }
 
 static int referral_proxy_mailbox_open(struct mailbox *box)
@@ -680,6 +765,55 @@ referral_proxy_transaction_commit(struct mailbox_transaction_context *t,
 	return 0;
 }
 
+static int
+referral_proxy_save_begin(struct mail_save_context *ctx, struct istream *input)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.save_begin(ctx, input) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_save_continue(struct mail_save_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.save_continue(ctx) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_save_finish(struct mail_save_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.save_finish(ctx) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
+static int referral_proxy_copy(struct mail_save_context *ctx, struct mail *mail)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+
+	if (pbox->module_ctx.super.copy(ctx, mail) < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 0;
+}
+
 /* imapc learns of changes on the remote server from IDLE, which it starts
    a moment after each command; a sync that is not FAST (NOOP, CHECK,
    SELECT, the end of IDLE, after EXPUNGE or MOVE) asks the remote server
@@ -707,6 +841,26 @@ static bool referral_proxy_is_inconsistent(struct mailbox *box)
 	return box->view != NULL && mail_index_view_is_inconsistent(box->view);
 }
 
+struct mailbox_list *
+referral_proxy_subtree_list(struct referral_user *ruser,
+			    struct mail_namespace *home_ns, const char *vname,
+			    const char **remote_name_r)
+{
+	struct referral_proxy_conn *conn;
+	struct referral_target target;
+	const char *error;
+
+	if (referral_lookup(ruser, home_ns->prefix, vname,
+			    mail_namespace_get_sep(home_ns),
+			    &target, &error) <= 0)
+		return NULL;
+	conn = referral_proxy_conn_get(ruser, home_ns, &target, &error);
+	if (conn == NULL)
+		return NULL;
+	*remote_name_r = target.remote_name;
+	return conn->ns->list;
+}
+
 const char *referral_proxy_take_failure(struct mailbox *box)
 {
 	struct referral_user *ruser =
@@ -718,8 +872,7 @@ const char *referral_proxy_take_failure(struct mailbox *box)
 	    strcmp(proxy->failed_vname, box->vname) != 0)
 		return NULL;
 	error = p_strdup(box->pool, proxy->failed_error);
-	proxy->failed_vname = NULL;
-	proxy->failed_error = NULL;
+	referral_proxy_clear_failure(proxy);
 	return error;
 }
 
@@ -748,6 +901,221 @@ bool referral_proxy_mailbox_lost(struct mailbox *box, const char **error_r)
 				   "this mailbox (%s); select it again",
 				   pbox->conn->server);
 	return TRUE;
+}
+
+/* Write a client's argument for the remote server: as the client sent
+   it, but a literal (or a string that can only be one) as a
+   non-synchronizing literal, since imapc sends the command in one go. */
+static bool
+referral_proxy_write_arg(string_t *dest, const struct imap_arg *arg,
+			 bool literal_plus)
+{
+	const struct imap_arg *list;
+	const char *value;
+	bool first = TRUE;
+
+	switch (arg->type) {
+	case IMAP_ARG_LIST:
+		str_append_c(dest, '(');
+		for (list = imap_arg_as_list(arg); !IMAP_ARG_IS_EOL(list); list++) {
+			if (!first)
+				str_append_c(dest, ' ');
+			first = FALSE;
+			if (!referral_proxy_write_arg(dest, list, literal_plus))
+				return FALSE;
+		}
+		str_append_c(dest, ')');
+		return TRUE;
+	case IMAP_ARG_LITERAL:
+	case IMAP_ARG_STRING:
+		value = imap_arg_as_astring(arg);
+		if (arg->type == IMAP_ARG_STRING &&
+		    strpbrk(value, "\r\n") == NULL) {
+			imap_write_arg(dest, arg);
+			return TRUE;
+		}
+		if (!literal_plus)
+			return FALSE;
+		str_printfa(dest, "{%zu+}\r\n%s", strlen(value), value);
+		return TRUE;
+	default:
+		imap_write_arg(dest, arg);
+		return TRUE;
+	}
+}
+
+/* Write the remote server's thread lists (RFC 5256 thread-list: numbers
+   separated by spaces, nested lists side by side), with UIDs turned into
+   this view's sequence numbers when the client asked without UID. A UID
+   this view does not know (a message the client has not been told of
+   yet) is left out, and so is a list left empty. */
+static void
+referral_proxy_write_threads(struct mailbox *box, string_t *dest,
+			     const struct imap_arg *args, bool to_seqs)
+{
+	const struct imap_arg *list;
+	const char *atom;
+	uint32_t num, seq;
+	size_t pos;
+	bool prev_number = FALSE;
+
+	for (; !IMAP_ARG_IS_EOL(args); args++) {
+		if (imap_arg_get_list(args, &list)) {
+			pos = str_len(dest);
+			if (prev_number)
+				str_append_c(dest, ' ');
+			str_append_c(dest, '(');
+			referral_proxy_write_threads(box, dest, list, to_seqs);
+			if (str_data(dest)[str_len(dest) - 1] == '(') {
+				str_truncate(dest, pos);
+				continue;
+			}
+			str_append_c(dest, ')');
+			prev_number = FALSE;
+			continue;
+		}
+		if (!imap_arg_get_atom(args, &atom) ||
+		    str_to_uint32(atom, &num) < 0 || num == 0)
+			continue;
+		if (to_seqs) {
+			if (!mail_index_lookup_seq(box->view, num, &seq))
+				continue;
+			num = seq;
+		}
+		if (prev_number)
+			str_append_c(dest, ' ');
+		str_printfa(dest, "%u", num);
+		prev_number = TRUE;
+	}
+}
+
+static void
+referral_proxy_untagged_thread(const struct imapc_untagged_reply *reply,
+			       struct imapc_mailbox *mbox)
+{
+	struct referral_proxy_mailbox *pbox =
+		REFERRAL_PROXY_CONTEXT(&mbox->box);
+
+	if (pbox == NULL || pbox->thread_reply == NULL)
+		return;
+	referral_proxy_write_threads(&mbox->box, pbox->thread_reply,
+				     reply->args, pbox->thread_uids_to_seqs);
+}
+
+bool referral_proxy_mailbox_is_remote(struct mailbox *box)
+{
+	return REFERRAL_PROXY_CONTEXT(box) != NULL;
+}
+
+int referral_proxy_mailbox_thread(struct mailbox *box,
+				  const struct imap_arg *args, bool uid,
+				  string_t *threads)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT(box);
+	struct imapc_mailbox *mbox;
+	struct imapc_simple_context sctx;
+	struct imapc_command *cmd;
+	string_t *str;
+
+	if (pbox == NULL || !box->opened)
+		return 0;
+	mbox = IMAPC_MAILBOX(box);
+	if (mbox->client_box == NULL)
+		return 0;
+
+	str = t_str_new(256);
+	str_append(str, "UID THREAD");
+	for (; !IMAP_ARG_IS_EOL(args); args++) {
+		str_append_c(str, ' ');
+		if (!referral_proxy_write_arg(str, args,
+				(mbox->capabilities &
+				 IMAPC_CAPABILITY_LITERALPLUS) != 0)) {
+			mail_storage_set_error(box->storage,
+				MAIL_ERROR_NOTPOSSIBLE,
+				"The remote server cannot take this "
+				"literal in one command (no LITERAL+)");
+			return -1;
+		}
+	}
+	if (!pbox->thread_registered) {
+		imapc_mailbox_register_untagged(mbox, "THREAD",
+						referral_proxy_untagged_thread);
+		pbox->thread_registered = TRUE;
+	}
+	pbox->thread_reply = threads;
+	pbox->thread_uids_to_seqs = !uid;
+	imapc_simple_context_init(&sctx, mbox->storage->client);
+	cmd = imapc_client_mailbox_cmd(mbox->client_box,
+				       imapc_simple_callback, &sctx);
+	imapc_command_send(cmd, str_c(str));
+	imapc_simple_run(&sctx, &cmd);
+	pbox->thread_reply = NULL;
+	if (sctx.ret < 0) {
+		referral_proxy_map_error(box);
+		return -1;
+	}
+	return 1;
+}
+
+static void
+referral_proxy_resp_permanentflags(const struct imapc_untagged_reply *reply ATTR_UNUSED,
+				   struct imapc_mailbox *mbox)
+{
+	struct referral_proxy_mailbox *pbox;
+
+	if (mbox == NULL)
+		return;
+	pbox = REFERRAL_PROXY_CONTEXT(&mbox->box);
+	if (pbox != NULL)
+		pbox->permanent_flags_known = TRUE;
+}
+
+/* A remote mailbox where the user may change no flag (PERMANENTFLAGS ()
+   without \*, e.g. the remote ACL grants no write right) is read-only,
+   as its server says in its SELECT reply, which imapc does not pass on. */
+static bool referral_proxy_is_readonly(struct mailbox *box)
+{
+	struct referral_proxy_mailbox *pbox = REFERRAL_PROXY_CONTEXT_REQUIRE(box);
+	struct imapc_mailbox *mbox = IMAPC_MAILBOX(box);
+
+	if (pbox->module_ctx.super.is_readonly(box))
+		return TRUE;
+	return pbox->permanent_flags_known && mbox->permanent_flags == 0 &&
+		box->disallow_new_keywords;
+}
+
+/* Flags the remote server does not keep (not in its PERMANENTFLAGS) are
+   not changed here either: the remote server ignores them without a word,
+   and the session would otherwise show them set. */
+static void
+referral_proxy_mail_update_flags(struct mail *mail, enum modify_type modify_type,
+				 enum mail_flags flags)
+{
+	struct mail_private *pmail = (struct mail_private *)mail;
+	union mail_module_context *pctx =
+		MODULE_CONTEXT_REQUIRE(pmail, referral_proxy_mail_module);
+	struct referral_proxy_mailbox *pbox =
+		REFERRAL_PROXY_CONTEXT_REQUIRE(mail->box);
+	struct imapc_mailbox *mbox = IMAPC_MAILBOX(mail->box);
+
+	if (pbox->permanent_flags_known)
+		flags &= mbox->permanent_flags;
+	pctx->super.update_flags(mail, modify_type, flags);
+}
+
+void referral_proxy_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *pctx;
+
+	if (REFERRAL_PROXY_CONTEXT(_mail->box) == NULL)
+		return;
+	pctx = p_new(mail->pool, union mail_module_context, 1);
+	pctx->super = *v;
+	mail->vlast = &pctx->super;
+	v->update_flags = referral_proxy_mail_update_flags;
+	MODULE_CONTEXT_SET_SELF(mail, referral_proxy_mail_module, pctx);
 }
 
 void referral_proxy_mailbox_allocated(struct mailbox *box)
@@ -785,6 +1153,13 @@ void referral_proxy_mailbox_allocated(struct mailbox *box)
 	v->set_subscribed = referral_proxy_mailbox_set_subscribed;
 	v->transaction_commit = referral_proxy_transaction_commit;
 	v->sync_init = referral_proxy_sync_init;
+	v->save_begin = referral_proxy_save_begin;
+	v->save_continue = referral_proxy_save_continue;
+	v->save_finish = referral_proxy_save_finish;
+	v->copy = referral_proxy_copy;
 	v->is_inconsistent = referral_proxy_is_inconsistent;
+	v->is_readonly = referral_proxy_is_readonly;
 	MODULE_CONTEXT_SET(box, referral_proxy_storage_module, pbox);
+	imapc_mailbox_register_resp_text(IMAPC_MAILBOX(box), "PERMANENTFLAGS",
+					 referral_proxy_resp_permanentflags);
 }

@@ -58,13 +58,22 @@ bool referral_proxy_active(struct referral_user *ruser);
    never proxied further nor referred. */
 bool referral_proxy_session_is_proxied(struct referral_user *ruser);
 
-struct mailbox_list_vfuncs;
-/* Install the proxy's vfuncs of a list where referrals apply (with the
-   list's struct referral_mailbox_list). */
-void referral_proxy_list_init_vfuncs(struct mailbox_list_vfuncs *v);
+struct mail_storage;
+/* Install the proxy's mailbox_alloc() on a storage of a proxying session. */
+void referral_proxy_storage_created(struct mail_storage *storage);
 /* Returns TRUE if list belongs to one of the session's proxy namespaces
    (then no other hook of ours applies to it). */
 bool referral_proxy_list_is_ours(struct mailbox_list *list);
+struct mail_namespace;
+/* Returns the proxy namespace's list of the server of vname, the root of
+   a subtree entry of home_ns, connecting to it if needed, and the root's
+   name there (data stack); NULL if it is not remote or cannot be
+   reached. Names in that list are its namespace prefix (home_ns's) and
+   the remote server's name. */
+struct mailbox_list *
+referral_proxy_subtree_list(struct referral_user *ruser,
+			    struct mail_namespace *home_ns, const char *vname,
+			    const char **remote_name_r);
 /* Returns why the proxy could not reach the servers of box (a mailbox
    of a list where referrals apply, just allocated), in box's pool, or
    NULL if it did not try or succeeded. */
@@ -74,6 +83,27 @@ const char *referral_proxy_take_failure(struct mailbox *box);
    until the client selects it again. (The IMAP plugin asks through
    mailbox_referrals_proxy_lost(), see referral-plugin.h.) */
 bool referral_proxy_mailbox_lost(struct mailbox *box, const char **error_r);
+/* Returns TRUE if box is a remote mailbox served through this server.
+   (The IMAP plugin asks through mailbox_referrals_proxy_is_remote().) */
+bool referral_proxy_mailbox_is_remote(struct mailbox *box);
+struct imap_arg;
+/* THREAD on a remote mailbox, run by its server: Dovecot 2.3's own
+   threading crashes on messages fetched through imapc (README, "Known
+   limits"). args are the client's arguments (algorithm, charset,
+   criteria); the thread lists are appended to threads, with sequence
+   numbers unless uid. Returns 1 when done, 0 if box is not a remote
+   mailbox, -1 with the storage error set. (The IMAP plugin asks through
+   mailbox_referrals_proxy_thread().) */
+int referral_proxy_mailbox_thread(struct mailbox *box,
+				  const struct imap_arg *args, bool uid,
+				  string_t *threads);
+struct mail;
+/* Install the vfuncs of a message of a mailbox on a remote server. */
+void referral_proxy_mail_allocated(struct mail *mail);
+struct mail_user;
+/* Install the proxy's mailbox_alloc() on the storages the user has
+   already (created at login, before the core module was loaded). */
+void referral_proxy_user_storages_init(struct mail_user *user);
 /* Install the vfuncs of a mailbox on a remote server. */
 void referral_proxy_mailbox_allocated(struct mailbox *box);
 

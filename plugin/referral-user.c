@@ -312,9 +312,10 @@ referral_list_first_get_storage(struct mailbox_list **list, const char *vname,
 		return rlist->module_ctx.super.get_storage(list, vname,
 							   storage_r);
 	}
-	/* lib-storage's default; per-mailbox storage drivers (mailbox
-	   { driver = ... }) do not apply in namespaces where referrals do
-	   (as in referral-proxy.c) */
+	/* the namespace's storage; per-mailbox storage drivers (mailbox
+	   { driver = ... }) do not apply in namespaces where referrals do,
+	   as before the proxy (which now switches storages in
+	   mailbox_alloc(), referral-proxy.c) */
 	*storage_r = mail_namespace_get_default_storage((*list)->ns);
 	return 0;
 }

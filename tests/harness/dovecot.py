@@ -42,6 +42,15 @@ PLUGIN_FILES = ("lib20_mailbox_referrals_plugin.so",
                 "lib21_imap_mailbox_referrals_plugin.so",
                 "lib21_imap_mailbox_referrals_core_plugin.so",
                 "lib22_mailbox_referrals_ldap_plugin.so")
+# Dovecot's own acl plugins, which a Dovecot(acl=...) loads from the same
+# mail_plugin_dir as ours: the snapshot directory links them from
+# INSTALLED_MODULE_DIR.
+ACL_PLUGIN_FILES = ("lib01_acl_plugin.so", "lib02_imap_acl_plugin.so")
+
+# The master user a home server logs in with on the remote servers when
+# it proxies a remote mailbox (mailbox_referrals_proxy_master_user).
+PROXY_MASTER_USER = "mbref-proxy"
+PROXY_MASTER_PASSWORD = "proxy-master-secret"
 # The directory service as built in the tree (README, "The directory
 # service"); Dovecot's `executable` takes an absolute path.
 BUILD_SERVICE = os.path.join(REPO_ROOT, "service",
@@ -119,6 +128,10 @@ def plugin_snapshot_dir():
             src = os.path.join(BUILD_MODULE_DIR, name)
             if os.path.exists(src):
                 _copy_settled(src, os.path.join(d, name))
+        for name in ACL_PLUGIN_FILES:
+            src = os.path.join(INSTALLED_MODULE_DIR, name)
+            if os.path.exists(src):
+                os.symlink(src, os.path.join(d, name))
         if not os.environ.get("MBREF_KEEP_TMP"):
             atexit.register(shutil.rmtree, d, True)
         _snapshot_dir = d
@@ -142,7 +155,8 @@ class Dovecot:
                  mail_plugin_dir=None, users=None,
                  extra_users=None, debug=False, extra_config="",
                  metrics=False, detached=False, directory_service=False,
-                 service_executable=BUILD_SERVICE):
+                 service_executable=BUILD_SERVICE, master_users=None,
+                 acl=None, acl_as_login_user=True, passdb_extra=""):
         """name: short label used in paths and repr.
         plugin_settings: dict written into plugin { }.
         with_plugin: load mailbox_referrals / imap_mailbox_referrals.
@@ -158,6 +172,27 @@ class Dovecot:
         directory_service: add the service block of the directory service
         (service_executable), listening on
         <base_dir>/mailbox-referrals-directory (see service_socket).
+        master_users: dict master user -> password: a master passdb
+        (passwd-file, `master = yes`, `pass = yes`: the user logged in as
+        must exist in the normal passdb) and auth_master_user_separator
+        `*`, so that "alice*mbref-proxy" (LOGIN) or AUTHENTICATE PLAIN
+        with authorization id alice and authentication id mbref-proxy
+        logs in as alice; the home server's proxy logs in this way on a
+        remote server (common.proxy_settings()).
+        acl: None (no ACLs) or a list of lines of a global ACL file
+        ("<mailbox pattern> <identifier> <rights>", the pattern with the
+        namespace prefix, e.g. "Public/Sales* user=alice lrwstipekxa"):
+        Dovecot's acl and imap_acl plugins with the vfile backend reading
+        that file.
+        acl_as_login_user: with acl, `acl_user = %u`: rights are those of
+        the user logged in as, also in a master-user login. Without it
+        Dovecot 2.3's acl plugin checks the rights of the master user
+        (acl_user falls back to the master_user field the auth process
+        returns for a master login), so a proxy's master login would get
+        the master's rights, not the user's.
+        passdb_extra: lines added to the users' passdb block, e.g.
+        "override_fields = userdb_mailbox_referrals_proxy_password=%w"
+        (the proxy logging in with the user's own password).
         """
         self.name = name
         self.own_workdir = workdir is None
@@ -175,6 +210,10 @@ class Dovecot:
         self.detached = detached
         self.directory_service = directory_service
         self.service_executable = service_executable
+        self.master_users = dict(master_users or {})
+        self.acl = list(acl) if acl is not None else None
+        self.acl_as_login_user = acl_as_login_user
+        self.passdb_extra = passdb_extra
         self.master_pid = None
 
     def __repr__(self):
@@ -224,18 +263,42 @@ service mailbox-referrals-directory {{
     # ---------------------------------------------------------- config
     def config_text(self):
         w = self.workdir
-        plugin_lines = "".join("  %s = %s\n" % (k, _quote(v))
-                               for k, v in self.plugin_settings.items())
+        settings = dict(self.plugin_settings)
+        mail_plugins, imap_plugins = [], []
+        if self.acl is not None:
+            mail_plugins.append("acl")
+            imap_plugins.append("imap_acl")
+            settings.setdefault("acl", "vfile:" + self.path("acl-global"))
+            if self.acl_as_login_user:
+                settings.setdefault("acl_user", "%u")
         if self.with_plugin:
+            mail_plugins.append("mailbox_referrals")
+            imap_plugins.append("imap_mailbox_referrals")
+        plugin_lines = "".join("  %s = %s\n" % (k, _quote(v))
+                               for k, v in settings.items())
+        if mail_plugins:
             plugins = """\
 mail_plugin_dir = {dir}
-mail_plugins = $mail_plugins mailbox_referrals
+mail_plugins = $mail_plugins {mail}
 protocol imap {{
-  mail_plugins = $mail_plugins imap_mailbox_referrals
+  mail_plugins = $mail_plugins {imap}
 }}
-""".format(dir=self.mail_plugin_dir)
+""".format(dir=self.mail_plugin_dir, mail=" ".join(mail_plugins),
+           imap=" ".join(imap_plugins))
         else:
             plugins = ""
+        if self.master_users:
+            master_passdb = """\
+auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  master = yes
+  pass = yes
+  args = scheme=PLAIN username_format=%u {w}/master-users
+}}
+""".format(w=w)
+        else:
+            master_passdb = ""
         debug = "mail_debug = yes\nauth_debug = yes\n" if self.debug else ""
         return """\
 # Generated by tests/harness/dovecot.py for instance "{name}".
@@ -252,7 +315,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 
-# Dovecot itself runs as root from the temporary directory; mail
+{master_passdb}# Dovecot itself runs as root from the temporary directory; mail
 # processes run as uid/gid {uid}/{gid} (see MAIL_UID in dovecot.py).
 first_valid_uid = 1
 first_valid_gid = 1
@@ -262,7 +325,7 @@ default_login_user = dovenull
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {w}/users
-}}
+{passdb_extra}}}
 userdb {{
   driver = passwd-file
   args = username_format=%u {w}/users
@@ -305,6 +368,9 @@ plugin {{
 """.format(name=self.name, w=w, port=self.port, debug=debug,
            uid=MAIL_UID, gid=MAIL_GID,
            plugins=plugins, plugin_lines=plugin_lines,
+           master_passdb=master_passdb,
+           passdb_extra="".join("  %s\n" % l for l in
+                                self.passdb_extra.splitlines()),
            extra=(METRICS_CONFIG if self.metrics else "") +
            (self.service_config() if self.directory_service else "") +
            self.extra_config)
@@ -326,6 +392,13 @@ plugin {{
                     user, password, MAIL_UID, MAIL_GID,
                     self.path("home", user)))
         os.chmod(self.path("users"), 0o644)
+        if self.master_users:
+            with open(self.path("master-users"), "w") as f:
+                for user, password in self.master_users.items():
+                    f.write("%s:{PLAIN}%s\n" % (user, password))
+            os.chmod(self.path("master-users"), 0o644)
+        if self.acl is not None:
+            self.write_acl(self.acl)
         tmp = self.config_path + ".new"
         with open(tmp, "w") as f:
             f.write(self.config_text())
@@ -336,6 +409,19 @@ plugin {{
             raise DovecotError("doveconf rejects %s: %s" % (
                 tmp, r.stderr.decode(errors="replace").strip()))
         os.replace(tmp, self.config_path)
+
+    def write_acl(self, lines):
+        """Write the global ACL file (see acl in __init__). The vfile
+        backend rereads it when it changes (after acl_cache_secs, 30 s by
+        default), so a test changing rights on a running server should
+        restart it instead."""
+        self.acl = list(lines)
+        tmp = self.path("acl-global.new")
+        with open(tmp, "w") as f:
+            for line in self.acl:
+                f.write(line + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.path("acl-global"))
 
     def create_public_maildir(self, name):
         """Create the public-namespace mailbox Public/<name> directly on

@@ -22,7 +22,8 @@ import threading
 import time
 
 from harness import REPO_ROOT, ldif
-from harness.dovecot import Dovecot, BUILD_MODULE_DIR
+from harness.dovecot import (Dovecot, BUILD_MODULE_DIR, PROXY_MASTER_USER,
+                             PROXY_MASTER_PASSWORD)
 from harness.imap import ImapClient, Literal, message, quote
 from harness.ports import free_port
 from harness.slapd import Slapd, SUFFIX, ROOTDN, ROOTPW
@@ -147,6 +148,25 @@ def plugin_settings(ldap, self_value, namespaces="Public/", **extra):
         # the in-process backend (its module); tests of the directory
         # service override this
         "mailbox_referrals_directory": "ldap",
+    }
+    settings.update(extra)
+    return settings
+
+
+def proxy_settings(policy="unaware", master_user=PROXY_MASTER_USER,
+                   password=PROXY_MASTER_PASSWORD, timeout="10s", **extra):
+    """The plugin { } settings of issue 7's proxy (README, "Proxying for
+    referral-unaware clients"), to add to plugin_settings(): the policy,
+    the master user the home server logs in with on the remote servers
+    and its password, and the connect and command timeout. A remote server
+    needs the same master user (Dovecot(master_users=...)), and the same
+    mailbox_referrals_proxy_master_user, so that it never proxies or
+    refers further a session that a proxy opened on it."""
+    settings = {
+        "mailbox_referrals_proxy": policy,
+        "mailbox_referrals_proxy_master_user": master_user,
+        "mailbox_referrals_proxy_password": password,
+        "mailbox_referrals_proxy_timeout": timeout,
     }
     settings.update(extra)
     return settings
