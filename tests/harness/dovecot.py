@@ -43,8 +43,8 @@ PLUGIN_FILES = ("lib20_mailbox_referrals_plugin.so",
                 "lib21_imap_mailbox_referrals_core_plugin.so",
                 "lib22_mailbox_referrals_ldap_plugin.so")
 # Dovecot's own acl plugins, which a Dovecot(acl=...) loads from the same
-# mail_plugin_dir as ours: the snapshot directory links them from
-# INSTALLED_MODULE_DIR.
+# mail_plugin_dir as ours: its snapshot directory (plugin_snapshot_dir(acl=
+# True)) links them from INSTALLED_MODULE_DIR.
 ACL_PLUGIN_FILES = ("lib01_acl_plugin.so", "lib02_imap_acl_plugin.so")
 
 # The master user a home server logs in with on the remote servers when
@@ -92,7 +92,7 @@ class DovecotError(Exception):
     pass
 
 
-_snapshot_dir = None
+_snapshot_dirs = {}
 
 
 def _copy_settled(src, dest, timeout=60.0):
@@ -114,28 +114,38 @@ def _copy_settled(src, dest, timeout=60.0):
         time.sleep(0.2)
 
 
-def plugin_snapshot_dir():
+def plugin_snapshot_dir(acl=False):
     """A directory with a copy of the plugin modules of the build tree,
     taken on first use and kept for the life of this process (removed at
     exit unless MBREF_KEEP_TMP is set), so that a rebuild during a test
     run cannot break the servers of that run. Missing modules are not
-    copied (Dovecot then names them in its log)."""
-    global _snapshot_dir
-    if _snapshot_dir is None:
-        d = tempfile.mkdtemp(prefix="mbref-plugin-")
-        os.chmod(d, 0o755)   # the mail processes run as MAIL_UID
+    copied (Dovecot then names them in its log).
+    acl: a directory of its own with links to the same copies and to
+    Dovecot's acl plugins. Dovecot reads every file name of
+    mail_plugin_dir when a session loads its plugins, so that files there
+    cost every session (about 2,500 instructions each): the other servers,
+    and bench/session-benchmark's, see only the plugin's modules."""
+    if acl in _snapshot_dirs:
+        return _snapshot_dirs[acl]
+    d = tempfile.mkdtemp(prefix="mbref-plugin-")
+    os.chmod(d, 0o755)   # the mail processes run as MAIL_UID
+    if not acl:
         for name in PLUGIN_FILES:
             src = os.path.join(BUILD_MODULE_DIR, name)
             if os.path.exists(src):
                 _copy_settled(src, os.path.join(d, name))
+    else:
+        plain = plugin_snapshot_dir()
+        for name in os.listdir(plain):
+            os.symlink(os.path.join(plain, name), os.path.join(d, name))
         for name in ACL_PLUGIN_FILES:
             src = os.path.join(INSTALLED_MODULE_DIR, name)
             if os.path.exists(src):
                 os.symlink(src, os.path.join(d, name))
-        if not os.environ.get("MBREF_KEEP_TMP"):
-            atexit.register(shutil.rmtree, d, True)
-        _snapshot_dir = d
-    return _snapshot_dir
+    if not os.environ.get("MBREF_KEEP_TMP"):
+        atexit.register(shutil.rmtree, d, True)
+    _snapshot_dirs[acl] = d
+    return d
 
 
 def _quote(value):
@@ -201,7 +211,8 @@ class Dovecot:
         self.port = port or free_port()
         self.plugin_settings = dict(plugin_settings or {})
         self.with_plugin = with_plugin
-        self.mail_plugin_dir = mail_plugin_dir or plugin_snapshot_dir()
+        self.mail_plugin_dir = mail_plugin_dir or \
+            plugin_snapshot_dir(acl=acl is not None)
         self.users = dict(users if users is not None else DEFAULT_USERS)
         self.users.update(extra_users or {})
         self.debug = debug
@@ -411,7 +422,8 @@ plugin {{
         os.replace(tmp, self.config_path)
 
     def write_acl(self, lines):
-        """Write the global ACL file (see acl in __init__). The vfile
+        """Write the global ACL file (see acl in __init__; a server
+        created without acl loads no acl plugin). The vfile
         backend rereads it when it changes (after acl_cache_secs, 30 s by
         default), so a test changing rights on a running server should
         restart it instead."""
