@@ -53,7 +53,8 @@ from common import (check_plugin_built, crash_lines, expect, expect_eq,
                     expect_no_crash, expect_ok, expect_tagged, expect_usable,
                     log_barrier, ou_referrals_ldif, plugin_settings,
                     proxy_settings, referral_entry, referral_response,
-                    stop_servers, wait_until, Failure, PASSWORD, USER)
+                    stop_servers, wait_until, CORE_MODULES, Failure,
+                    PASSWORD, USER)
 from harness import ldif, procs
 from harness.dovecot import (Dovecot, PROXY_MASTER_USER,
                              PROXY_MASTER_PASSWORD)
@@ -1243,6 +1244,78 @@ def test_proxy_with_the_users_own_password():
         stop_servers(d)
     expect_eq(count("x", "Public/ReadOnly"), before,
               "messages in Public/ReadOnly on X")
+
+
+def _core_modules_mapped(server):
+    """Which of the plugins' core modules the one imap process of server
+    has mapped (/proc/PID/maps), by file name."""
+    names = {os.path.basename(p) for p in CORE_MODULES}
+    found = []
+    for pid in procs.children_of(server.master_pid):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() != "imap":
+                    continue
+            with open("/proc/%d/maps" % pid) as f:
+                found.append({os.path.basename(l.split()[-1]) for l in f
+                              if l.strip().endswith(".so")} & names)
+        except OSError:
+            continue
+    expect_eq(len(found), 1, "imap processes of %s" % server.name)
+    return found[0]
+
+
+def test_proxy_with_the_directory_service():
+    """The directory service as the home server's backend (the plugin's
+    default; the other tests use ldap, which loads the core modules at
+    login): the core is loaded at the session's first use of Public/,
+    after login created the user's storages, and still proxies from
+    there: EXAMINE, UID FETCH and UID THREAD of Public/Sales as on X; a
+    session that only used INBOX has loaded neither core module."""
+    e = env()
+    port = free_port()
+    settings = plugin_settings(e.ldap, e.addr(port),
+                               mailbox_referrals_directory="service")
+    settings.update(proxy_settings(timeout="%ds" % PROXY_TIMEOUT_SECS))
+    d = Dovecot("proxy-service", port=port, plugin_settings=settings,
+                master_users={PROXY_MASTER_USER: PROXY_MASTER_PASSWORD},
+                directory_service=True)
+    cmds = ("UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)",
+            "UID THREAD REFERENCES UTF-8 ALL")
+    try:
+        d.start()
+        d.wait_service_synced()
+        with ImapClient(d.port) as c, e.direct("x") as x:
+            expect_ok(c.login(USER, PASSWORD), "LOGIN")
+            expect_ok(c.command("SELECT INBOX"), "SELECT INBOX")
+            expect_eq(_core_modules_mapped(d), set(),
+                      "core modules after LOGIN, SELECT INBOX")
+            r = c.command("EXAMINE Public/Sales")
+            expect_tagged(r, "OK [READ-ONLY] Examine completed",
+                          "EXAMINE Public/Sales, the session's first "
+                          "use of Public/")
+            rx = x.command("EXAMINE Public/Sales")
+            expect_ok(rx, "EXAMINE Public/Sales on X")
+            expect_eq(select_codes(r.untagged), select_codes(rx.untagged),
+                      "EXISTS, UIDVALIDITY, UIDNEXT through the proxy vs "
+                      "on X")
+            for cmd in cmds:
+                rp, rd = c.command(cmd), x.command(cmd)
+                expect_ok(rp, "proxied " + cmd)
+                expect_eq(rp.untagged, rd.untagged,
+                          "%s: untagged lines through the proxy vs on X"
+                          % cmd)
+                expect_eq(rp.text, rd.text,
+                          "%s: tagged reply through the proxy vs on X" % cmd)
+            expect(len(rp.untagged) == 1 and
+                   rp.untagged[0].startswith("* THREAD ("),
+                   "X threads Public/Sales: %r" % rp.untagged)
+            expect_eq(_core_modules_mapped(d),
+                      {os.path.basename(p) for p in CORE_MODULES},
+                      "core modules after the proxied commands")
+            expect_usable(c)
+    finally:
+        stop_servers(d)
 
 
 def test_policy_no_refers_unaware_sessions():
