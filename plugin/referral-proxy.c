@@ -26,6 +26,7 @@
 #include "lib.h"
 #include "array.h"
 #include "str.h"
+#include "str-sanitize.h"
 #include "net.h"
 #include "ioloop.h"
 #include "settings-parser.h"
@@ -496,7 +497,9 @@ referral_proxy_conn_get(struct referral_user *ruser,
 						  &server->addr, &error);
 		if (conn != NULL)
 			return conn;
-		e_warning(ruser->event, "Remote server %s: %s", name, error);
+		/* the reason may quote the remote server's words */
+		e_warning(ruser->event, "Remote server %s: %s", name,
+			  str_sanitize(error, 256));
 		if (str_len(errors) > 0)
 			str_append(errors, ", ");
 		str_append(errors, name);
@@ -635,6 +638,9 @@ static void referral_proxy_map_error(struct mailbox *box)
 	    (strcmp(text + len - 6, " secs)") == 0 ||
 	     strcmp(text + len - 7, " secs).") == 0))
 		text = t_strdup_until(text, p - 1);
+	/* one line from the remote server, but no more trusted than that:
+	   no control characters reach the client, and not at any length */
+	text = str_sanitize(text, 256);
 	if (error == MAIL_ERROR_TEMP) {
 		text = t_strdup_printf("Remote server %s: %s",
 				       pbox->conn->server, text);
