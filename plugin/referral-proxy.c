@@ -17,11 +17,11 @@
    APPEND, and COPY and MOVE between storages by fetching and saving, with
    the source expunged only after the destination committed.
 
-   The switch happens in the get_storage vfunc of the lists where referrals
-   apply: mailbox_alloc() asks it which storage and list a name belongs
-   to. The remote name (imapReferralRemoteName, subtrees) is what the proxy
-   list's get_storage_name returns, so imapc sends the remote server its
-   own name for the mailbox. */
+   The switch happens in mailbox_alloc() of the session's storages (see
+   referral_proxy_storage_mailbox_alloc()): a remote name is allocated in
+   its server's proxy namespace. The remote name (imapReferralRemoteName,
+   subtrees) is what the proxy list's get_storage_name returns, so imapc
+   sends the remote server its own name for the mailbox. */
 
 #include "lib.h"
 #include "array.h"
@@ -78,11 +78,15 @@ struct referral_proxy_state {
 	bool proxied_session;
 	/* referral_proxy_conn pointers, in creation order */
 	ARRAY(struct referral_proxy_conn *) conns;
+	/* the settings copied for each server tried, kept for the session
+	   (referral_proxy_settings_for()): a server that is down is tried
+	   again at every use, and each try must not cost another copy */
+	ARRAY(struct referral_proxy_server_set) server_sets;
 	/* the namespace being created (its list gets our vfuncs) */
 	struct referral_proxy_conn *creating;
 
-	/* What get_storage decided for the mailbox that mailbox_alloc()
-	   allocates next: its storage name there and what the proxy
+	/* What mailbox_alloc() decided for the mailbox it is allocating in
+	   a proxy namespace: its storage name there and what the proxy
 	   mailbox needs to know. In mailbox_alloc()'s data stack frame. */
 	const char *pending_vname;
 	const char *pending_storage_name;
@@ -92,6 +96,11 @@ struct referral_proxy_state {
 	   failed_vname: why */
 	char *failed_vname;
 	char *failed_error;
+};
+
+struct referral_proxy_server_set {
+	const char *server;
+	void *user_set;
 };
 
 /* A storage of a proxying session. */
@@ -167,6 +176,7 @@ int referral_proxy_user_init(struct referral_user *ruser,
 			"user %s): never proxied nor referred further",
 			proxy->set->master_user);
 	p_array_init(&proxy->conns, user->pool, 4);
+	p_array_init(&proxy->server_sets, user->pool, 4);
 	ruser->proxy = proxy;
 	return 0;
 }
@@ -325,9 +335,14 @@ referral_proxy_settings_for(struct referral_user *ruser,
 	const struct referral_proxy_settings *set = ruser->proxy->set;
 	struct imapc_settings *imapc_set;
 	struct mail_storage_settings *mail_set;
+	struct referral_proxy_server_set *server_set;
+	const char *name = referral_host_to_string(server), *error;
 	void *user_set;
-	const char *error;
 
+	array_foreach_modifiable(&ruser->proxy->server_sets, server_set) {
+		if (strcmp(server_set->server, name) == 0)
+			return server_set->user_set;
+	}
 	user_set = settings_dup(user->set_info, user->set, user->pool);
 	imapc_set = (void *)mail_user_set_get_driver_settings(user->set_info,
 						user_set, "imapc");
@@ -342,13 +357,10 @@ referral_proxy_settings_for(struct referral_user *ruser,
 		p_strdup(user->pool, net_ip2addr(&server->host.ip)) :
 		p_strdup(user->pool, server->host.name);
 	imapc_set->imapc_port = server->port;
-	if (set->master_user[0] != '\0') {
-		imapc_set->imapc_user = p_strdup(user->pool, user->username);
-		imapc_set->imapc_master_user = set->master_user;
-	} else {
-		imapc_set->imapc_user = p_strdup(user->pool, user->username);
-		imapc_set->imapc_master_user = "";
-	}
+	/* the remote session is the user's: with a master user it logs in
+	   as "user*master", else with the user's own password */
+	imapc_set->imapc_user = p_strdup(user->pool, user->username);
+	imapc_set->imapc_master_user = set->master_user;
 	imapc_set->imapc_password = set->password;
 	imapc_set->imapc_ssl = set->ssl[0] == '\0' ? "no" : set->ssl;
 	imapc_set->imapc_ssl_verify = set->ssl_verify;
@@ -366,6 +378,9 @@ referral_proxy_settings_for(struct referral_user *ruser,
 		*error_r = t_strdup_printf("Invalid settings: %s", error);
 		return NULL;
 	}
+	server_set = array_append_space(&ruser->proxy->server_sets);
+	server_set->server = p_strdup(user->pool, name);
+	server_set->user_set = user_set;
 	return user_set;
 }
 
@@ -1064,7 +1079,8 @@ int referral_proxy_mailbox_thread(struct mailbox *box,
 }
 
 static void
-referral_proxy_resp_permanentflags(const struct imapc_untagged_reply *reply ATTR_UNUSED,
+referral_proxy_resp_permanentflags(
+	const struct imapc_untagged_reply *reply ATTR_UNUSED,
 				   struct imapc_mailbox *mbox)
 {
 	struct referral_proxy_mailbox *pbox;
@@ -1094,7 +1110,8 @@ static bool referral_proxy_is_readonly(struct mailbox *box)
    not changed here either: the remote server ignores them without a word,
    and the session would otherwise show them set. */
 static void
-referral_proxy_mail_update_flags(struct mail *mail, enum modify_type modify_type,
+referral_proxy_mail_update_flags(struct mail *mail,
+				 enum modify_type modify_type,
 				 enum mail_flags flags)
 {
 	struct mail_private *pmail = (struct mail_private *)mail;
