@@ -16,10 +16,11 @@
 #include "imap-referral-plugin.h"
 #include "referral-plugin.h"
 
-/* The commands that work on the selected mailbox. */
+/* The commands that work on the selected mailbox (their UID forms are
+   matched by the name after "UID "). */
 static const char *const referral_selected_commands[] = {
 	"CHECK", "CLOSE", "COPY", "EXPUNGE", "FETCH", "IDLE", "MOVE", "NOOP",
-	"SEARCH", "SORT", "STORE", "THREAD", "UID", NULL
+	"SEARCH", "SORT", "STORE", "THREAD", NULL
 };
 
 static bool cmd_referral_proxy_lost(struct client_command_context *cmd)
