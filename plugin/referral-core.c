@@ -91,6 +91,7 @@ static const struct referral_core_vfuncs referral_core_vfuncs = {
 	.mailbox_lost = referral_proxy_mailbox_lost,
 	.mailbox_is_remote = referral_proxy_mailbox_is_remote,
 	.mailbox_thread = referral_proxy_mailbox_thread,
+	.route = referral_proxy_route,
 	.storage_created = referral_proxy_storage_created,
 	.mail_allocated = referral_proxy_mail_allocated,
 };

@@ -43,6 +43,9 @@ struct referral_user {
 	/* the session sent RLIST, RLSUB or LIST (REMOTE): it follows
 	   referrals */
 	bool aware;
+	/* the settings may have remote mailboxes' commands passed through
+	   to their servers (known at login, from the proxy settings) */
+	bool may_pass_through;
 	/* serving remote mailboxes through this server (referral-proxy.c) */
 	struct referral_proxy_state *proxy;
 };
@@ -74,6 +77,7 @@ extern MODULE_CONTEXT_DEFINE(referral_storage_module,
 			     &mail_storage_module_register);
 
 struct imap_arg;
+struct referral_proxy_route;
 
 /* The core module's entry points (referral-core.c), which the mail
    plugin's own module (referral-plugin.c, referral-user.c) calls once it
@@ -93,6 +97,8 @@ struct referral_core_vfuncs {
 	bool (*mailbox_is_remote)(struct mailbox *box);
 	int (*mailbox_thread)(struct mailbox *box, const struct imap_arg *args,
 			      bool uid, string_t *threads);
+	int (*route)(struct mail_namespace *ns, const char *vname,
+		     struct referral_proxy_route *route_r);
 	/* the hooks of the same names, for what exists once the core is
 	   loaded (the user's storages of before are set up by user_init) */
 	void (*storage_created)(struct mail_storage *storage);
@@ -164,6 +170,19 @@ bool mailbox_referrals_proxy_is_remote(struct mailbox *box);
 int mailbox_referrals_proxy_thread(struct mailbox *box,
 				   const struct imap_arg *args, bool uid,
 				   string_t *threads);
+
+/* Returns TRUE if the user's settings may pass commands on remote
+   mailboxes through to their servers (the IMAP plugin then checks each
+   SELECT and EXAMINE); known at login, without the core. */
+bool mailbox_referrals_user_may_pass_through(struct mail_user *user);
+/* Where the commands on the mailbox vname of ns go when passed through
+   (referral_proxy_route()): 1 with route_r, 0 if they are not (always
+   when ns is not a namespace where referrals apply), -1 if the directory
+   could not be asked. Loads the core if needed. */
+struct referral_proxy_route;
+int mailbox_referrals_proxy_route(struct mail_namespace *ns,
+				  const char *vname,
+				  struct referral_proxy_route *route_r);
 
 void mailbox_referrals_plugin_preinit(void);
 void mailbox_referrals_plugin_init(struct module *module);

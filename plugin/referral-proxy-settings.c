@@ -67,6 +67,9 @@ int referral_proxy_settings_parse(pool_t pool,
 			"proxy_timeout: must be at least 1s";
 		return -1;
 	}
+	if (referral_setting_get_bool(lookup, context, "proxy_passthrough",
+				      TRUE, &set->passthrough, error_r) < 0)
+		return -1;
 	value = referral_setting_get(lookup, context, "proxy_features");
 	set->features = p_strdup(pool, value != NULL ? value :
 				 REFERRAL_PROXY_DEFAULT_FEATURES);

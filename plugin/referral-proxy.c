@@ -45,6 +45,7 @@
 #include "referral-server.h"
 #include "referral-plugin.h"
 #include "referral-proxy.h"
+#include "referral-imap-arg.h"
 
 /* imap FETCHes this many messages ahead: imapc then pipelines its
    requests instead of waiting for each message in turn. */
@@ -924,47 +925,6 @@ bool referral_proxy_mailbox_lost(struct mailbox *box, const char **error_r)
 	return TRUE;
 }
 
-/* Write a client's argument for the remote server: as the client sent
-   it, but a literal (or a string that can only be one) as a
-   non-synchronizing literal, since imapc sends the command in one go. */
-static bool
-referral_proxy_write_arg(string_t *dest, const struct imap_arg *arg,
-			 bool literal_plus)
-{
-	const struct imap_arg *list;
-	const char *value;
-	bool first = TRUE;
-
-	switch (arg->type) {
-	case IMAP_ARG_LIST:
-		str_append_c(dest, '(');
-		for (list = imap_arg_as_list(arg); !IMAP_ARG_IS_EOL(list); list++) {
-			if (!first)
-				str_append_c(dest, ' ');
-			first = FALSE;
-			if (!referral_proxy_write_arg(dest, list, literal_plus))
-				return FALSE;
-		}
-		str_append_c(dest, ')');
-		return TRUE;
-	case IMAP_ARG_LITERAL:
-	case IMAP_ARG_STRING:
-		value = imap_arg_as_astring(arg);
-		if (arg->type == IMAP_ARG_STRING &&
-		    strpbrk(value, "\r\n") == NULL) {
-			imap_write_arg(dest, arg);
-			return TRUE;
-		}
-		if (!literal_plus)
-			return FALSE;
-		str_printfa(dest, "{%zu+}\r\n%s", strlen(value), value);
-		return TRUE;
-	default:
-		imap_write_arg(dest, arg);
-		return TRUE;
-	}
-}
-
 /* Write the remote server's thread lists (RFC 5256 thread-list: numbers
    separated by spaces, nested lists side by side), with UIDs turned into
    this view's sequence numbers when the client asked without UID. A UID
@@ -1023,6 +983,47 @@ referral_proxy_untagged_thread(const struct imapc_untagged_reply *reply,
 				     reply->args, pbox->thread_uids_to_seqs);
 }
 
+int referral_proxy_route(struct mail_namespace *ns, const char *vname,
+			 struct referral_proxy_route *route_r)
+{
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(ns->user);
+	struct referral_proxy_route_server *rserver;
+	const struct referral_server *server;
+	struct referral_target target;
+	const char *error;
+	string_t *name;
+	int ret;
+
+	if (ruser == NULL || ruser->proxy == NULL ||
+	    REFERRAL_LIST_CONTEXT(ns->list) == NULL ||
+	    !referral_proxy_active(ruser) || !ruser->proxy->set->passthrough ||
+	    ruser->proxy->set->password[0] == '\0')
+		return 0;
+	/* TLS to remote servers is imapc's (README, "Known limits") */
+	if (ruser->proxy->set->ssl[0] != '\0')
+		return 0;
+	ret = referral_lookup(ruser, ns->prefix, vname,
+			      mail_namespace_get_sep(ns), &target, &error);
+	if (ret <= 0)
+		return ret;
+	i_zero(route_r);
+	t_array_init(&route_r->servers, array_count(&target.servers));
+	array_foreach(&target.servers, server) {
+		rserver = array_append_space(&route_r->servers);
+		rserver->name = referral_host_to_string(&server->addr);
+		rserver->host = server->addr.host.name;
+		rserver->ip = server->addr.host.ip;
+		rserver->port = server->addr.port;
+	}
+	name = t_str_new(64);
+	if (imap_utf8_to_utf7(target.remote_name, name) < 0)
+		i_unreached(); /* the directory's names are valid UTF-8 */
+	route_r->remote_name = str_c(name);
+	route_r->username = ns->user->username;
+	route_r->set = ruser->proxy->set;
+	return 1;
+}
+
 bool referral_proxy_mailbox_is_remote(struct mailbox *box)
 {
 	return REFERRAL_PROXY_CONTEXT(box) != NULL;
@@ -1048,7 +1049,7 @@ int referral_proxy_mailbox_thread(struct mailbox *box,
 	str_append(str, "UID THREAD");
 	for (; !IMAP_ARG_IS_EOL(args); args++) {
 		str_append_c(str, ' ');
-		if (!referral_proxy_write_arg(str, args,
+		if (!referral_imap_write_arg(str, args,
 				(mbox->capabilities &
 				 IMAPC_CAPABILITY_LITERALPLUS) != 0)) {
 			mail_storage_set_error(box->storage,

@@ -4,6 +4,8 @@
 #ifndef REFERRAL_PROXY_H
 #define REFERRAL_PROXY_H
 
+#include "array.h"
+#include "net.h"
 #include "referral-settings.h"
 
 struct mail_user;
@@ -33,6 +35,9 @@ struct referral_proxy_settings {
 	unsigned int timeout_msecs;
 	/* imapc_features of the connections to remote servers */
 	const char *features;
+	/* a selected remote mailbox's commands go to its server as the
+	   client sent them (imap-referral-relay.c), not through imapc */
+	bool passthrough;
 };
 
 /* Parse the mailbox_referrals_proxy* settings. Returns 0, or -1 with
@@ -86,6 +91,38 @@ bool referral_proxy_mailbox_lost(struct mailbox *box, const char **error_r);
 /* Returns TRUE if box is a remote mailbox served through this server.
    (The IMAP plugin asks through mailbox_referrals_proxy_is_remote().) */
 bool referral_proxy_mailbox_is_remote(struct mailbox *box);
+/* One server of a route, in the order to try. */
+struct referral_proxy_route_server {
+	/* "HOST[:PORT]", for logs and errors */
+	const char *name;
+	/* the host to connect to: an IP literal (ip set) or a DNS name */
+	const char *host;
+	struct ip_addr ip;
+	in_port_t port;
+};
+ARRAY_DEFINE_TYPE(referral_proxy_route_server,
+		  struct referral_proxy_route_server);
+
+/* Where a proxied session's commands on a remote mailbox go when they
+   are passed through (imap-referral-relay.c). */
+struct referral_proxy_route {
+	ARRAY_TYPE(referral_proxy_route_server) servers;
+	/* the mailbox's name on the servers, in IMAP's modified UTF-7 */
+	const char *remote_name;
+	/* the user to log in as, with settings->master_user if not empty */
+	const char *username;
+	const struct referral_proxy_settings *set;
+};
+
+/* Where the mailbox vname of ns lives, for passing its commands
+   through: returns 1 with route_r (data stack) if the session is proxied
+   now, passes commands through (mailbox_referrals_proxy_passthrough) and
+   the directory places vname on other servers; 0 if not (then the mailbox
+   is used through lib-storage, which reports any directory failure); -1
+   if the directory could not be asked (the same). */
+int referral_proxy_route(struct mail_namespace *ns, const char *vname,
+			 struct referral_proxy_route *route_r);
+
 struct imap_arg;
 /* THREAD on a remote mailbox, run by its server: Dovecot 2.3's own
    threading crashes on messages fetched through imapc (README, "Known

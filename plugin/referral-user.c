@@ -136,11 +136,15 @@ referral_user_check_settings(struct referral_user *ruser,
 	const char *socket_path;
 	unsigned int timeout_msecs;
 
-	if (referral_login_sets_any(settings, "proxy") &&
-	    referral_proxy_settings_parse(user->pool, referral_login_setting,
-					  (void *)settings, &proxy_set,
-					  error_r) < 0)
-		return -1;
+	if (referral_login_sets_any(settings, "proxy")) {
+		if (referral_proxy_settings_parse(user->pool,
+						  referral_login_setting,
+						  (void *)settings, &proxy_set,
+						  error_r) < 0)
+			return -1;
+		ruser->may_pass_through = proxy_set->passthrough &&
+			proxy_set->policy != REFERRAL_PROXY_NO;
+	}
 	if (strcmp(ruser->set->directory, "service") != 0)
 		return 0;
 	/* (the default socket is relative to base_dir) */
@@ -282,6 +286,24 @@ static void referral_list_require_core(struct mailbox_list *list)
 	}
 	referral_core_get()->list_init(rlist->v);
 	rlist->core_initialized = TRUE;
+}
+
+bool mailbox_referrals_user_may_pass_through(struct mail_user *user)
+{
+	struct referral_user *ruser = REFERRAL_USER_CONTEXT(user);
+
+	return ruser != NULL && ruser->may_pass_through;
+}
+
+int mailbox_referrals_proxy_route(struct mail_namespace *ns,
+				  const char *vname,
+				  struct referral_proxy_route *route_r)
+{
+	if (REFERRAL_LIST_CONTEXT(ns->list) == NULL ||
+	    !mailbox_referrals_user_may_pass_through(ns->user))
+		return 0;
+	referral_list_require_core(ns->list);
+	return referral_core_get()->route(ns, vname, route_r);
 }
 
 /* The entry points stay installed when the core leaves a vfunc alone:
