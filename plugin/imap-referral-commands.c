@@ -35,6 +35,11 @@ void imap_referral_core_unregister(void)
 	imap_referral_core = NULL;
 }
 
+const struct imap_referral_core_vfuncs *imap_referral_core_get(void)
+{
+	return imap_referral_core;
+}
+
 const struct imap_referral_core_vfuncs *imap_referral_core_require(void)
 {
 	if (imap_referral_core == NULL) {

@@ -9,6 +9,10 @@
 #include "imap-common.h"
 #include "str.h"
 #include "imap-commands.h"
+#include "imap-commands-util.h"
+#include "imap-parser.h"
+#include "mail-namespace.h"
+#include "referral-mailbox-list.h"
 #include "imap-resp-code.h"
 #include "imap-referral-plugin.h"
 #include "referral-plugin.h"
@@ -66,16 +70,49 @@ static void referral_client_created(struct client **clientp)
 		referral_next_client_created(clientp);
 }
 
-/* A command in a proxied remote mailbox: the IMAP core module decides
-   whether it runs as imap's own (imap-referral-proxy.c). This runs before
-   every command of every session: a session without a proxied mailbox
-   selected does not get further than the first test. */
+/* SELECT, EXAMINE or STATUS (cmd_name) that names a mailbox in a
+   namespace where referrals apply, in a session that may pass commands
+   through: only then is the core loaded to decide (a SELECT INBOX is
+   not). The first argument is read here; imap's command reads it again. */
+static bool referral_command_may_pass_through(struct client_command_context *cmd)
+{
+	const struct imap_arg *args;
+	const char *name, *error;
+	struct mail_namespace *ns;
+
+	if (cmd->name == NULL ||
+	    (strcasecmp(cmd->name, "SELECT") != 0 &&
+	     strcasecmp(cmd->name, "EXAMINE") != 0 &&
+	     strcasecmp(cmd->name, "STATUS") != 0) ||
+	    !mailbox_referrals_user_may_pass_through(cmd->client->user))
+		return FALSE;
+	if (imap_parser_read_args(cmd->parser, 1, 0, &args) < 1) {
+		/* more input is needed (a literal): the core decides */
+		return TRUE;
+	}
+	if (!imap_arg_get_astring(&args[0], &name))
+		return FALSE;
+	ns = client_find_namespace_full(cmd->client, &name, &error);
+	return ns != NULL && mailbox_referrals_list_enabled(ns->list);
+}
+
+/* A command in a proxied remote mailbox, or one that may select one:
+   the IMAP core module decides whether it runs as imap's own
+   (imap-referral-proxy.c, imap-referral-relay.c). This runs before every
+   command of every session: one that cannot be proxied does not get
+   further than the first tests. */
 static void referral_command_pre(struct client_command_context *cmd)
 {
-	if (cmd->client->mailbox == NULL ||
-	    !mailbox_referrals_proxy_is_remote(cmd->client->mailbox))
+	const struct imap_referral_core_vfuncs *core = imap_referral_core_get();
+
+	if (core != NULL) {
+		core->command_pre(cmd);
 		return;
-	imap_referral_core_require()->command_pre(cmd);
+	}
+	if ((cmd->client->mailbox != NULL &&
+	     mailbox_referrals_proxy_is_remote(cmd->client->mailbox)) ||
+	    referral_command_may_pass_through(cmd))
+		imap_referral_core_require()->command_pre(cmd);
 }
 
 static void referral_command_post(struct client_command_context *cmd ATTR_UNUSED)

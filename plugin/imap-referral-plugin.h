@@ -37,6 +37,12 @@ const struct imap_referral_core_vfuncs *imap_referral_core_require(void);
    command if its server is gone, THREAD run by the server
    (imap-referral-proxy.c, in the IMAP core module). */
 void imap_referral_proxy_command_pre(struct client_command_context *cmd);
+/* Before a command: TRUE if it is passed through to a remote mailbox's
+   server, its function replaced (imap-referral-relay.c). */
+bool imap_referral_relay_command_pre(struct client_command_context *cmd);
+/* Returns the IMAP core module's entry points if it is loaded, else
+   NULL. */
+const struct imap_referral_core_vfuncs *imap_referral_core_get(void);
 /* Called by the IMAP core module's init: returns Dovecot's own LIST. */
 imap_referral_cmd_func_t *
 imap_referral_core_register(const struct imap_referral_core_vfuncs *vfuncs);

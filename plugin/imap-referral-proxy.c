@@ -76,14 +76,21 @@ void imap_referral_proxy_command_pre(struct client_command_context *cmd)
 
 	if (cmd->name == NULL)
 		return;
+	/* only before the command starts (imap's function, no arguments
+	   read): later runs are its own */
+	command = command_find(cmd->name);
+	if (command == NULL || cmd->func != command->func || cmd->args != NULL)
+		return;
+	/* passed through to the server (imap-referral-relay.c) */
+	if (imap_referral_relay_command_pre(cmd))
+		return;
+	if (cmd->client->mailbox == NULL ||
+	    !mailbox_referrals_proxy_is_remote(cmd->client->mailbox))
+		return;
 	/* "UID FETCH" is FETCH's */
 	name = cmd->uid && strncasecmp(cmd->name, "UID ", 4) == 0 ?
 		cmd->name + 4 : cmd->name;
 	if (!str_array_icase_find(referral_selected_commands, name))
-		return;
-	/* only before the command starts: later runs are its own */
-	command = command_find(cmd->name);
-	if (command == NULL || cmd->func != command->func)
 		return;
 	if (mailbox_referrals_proxy_lost(cmd->client->mailbox, &error))
 		cmd->func = cmd_referral_proxy_lost;

@@ -813,7 +813,10 @@ def test_expunge_close_unselect_reach_remote():
                   "STORE \\Deleted")
         r = p.command("EXPUNGE")
         expect_tagged(r, "OK Expunge completed", "EXPUNGE")
-        expect_eq(r.untagged, ["* %d EXPUNGE" % seqs[0]], "EXPUNGE reply")
+        # (the proxy's connection holds \Recent for these messages: X
+        # tells it the new RECENT count too, README "Known limits")
+        expect_eq([l for l in r.untagged if not l.endswith(" RECENT")],
+                  ["* %d EXPUNGE" % seqs[0]], "EXPUNGE reply")
         expect_eq(count("x", "Public/Orders"), n - 1, "count on X after "
                   "EXPUNGE")
         expect_eq(search_subject("x", "Public/Orders", "Expunge me"), [],
@@ -1568,7 +1571,7 @@ def test_remote_server_frozen_times_out():
             expect_ok(p.command("SELECT INBOX"), "SELECT INBOX afterwards")
         r = p.command("STATUS Public/Sales (MESSAGES)")
         expect_ok(r, "STATUS Public/Sales after X resumed")
-    # imapc names the timeout it waited for in its log line
+    # the log line names the timeout waited for
     text = e.home.wait_log(lambda t: " timed out after " in t, offset)
     lines = [l for l in text.splitlines() if " timed out after " in l]
     expect(lines and all(" timed out after %d seconds" % PROXY_TIMEOUT_SECS

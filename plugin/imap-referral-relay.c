@@ -1,0 +1,1504 @@
+/* Copyright (c) 2026 dovecot-mailbox-referrals authors.
+   SPDX-License-Identifier: LGPL-2.1-only (see COPYING) */
+
+/* Passing a selected remote mailbox's commands through to its server
+   (mailbox_referrals_proxy_passthrough, README "Proxying for clients
+   that do not follow referrals").
+
+   A proxied session's SELECT or EXAMINE of a remote mailbox opens (or
+   reuses) a connection of its own to the mailbox's server, logged in as
+   the user, and sends it the client's command with the mailbox's remote
+   name. While that mailbox is selected, the commands that work on it
+   (FETCH, STORE, SEARCH, SORT, THREAD, their UID forms, EXPUNGE, NOOP,
+   CHECK, IDLE, CLOSE, UNSELECT, and COPY/MOVE within the server) go to
+   the server as the client sent them, and the server's reply comes back
+   as it sent it: its untagged lines and literals are copied to the client
+   without being parsed further, so sequence numbers, UIDs, flags,
+   modseqs and message texts are the server's own. The client's tag is
+   used on the connection, so ESEARCH's TAG correlator is right too.
+
+   Everything else (LIST, STATUS, APPEND, CREATE, RENAME, a COPY or MOVE
+   to another server or to a local mailbox) goes through lib-storage as
+   before (referral-proxy.c): a session uses both, each with its own
+   connection to the server.
+
+   Why: through lib-storage's imapc storage a FETCH of a large mailbox
+   cost 3.4 times the instructions of the same FETCH on the remote server,
+   and a SELECT refetched every message's flags (README, "Proxy
+   benchmark"). Copying the reply costs a read and a write per block. */
+
+#include "imap-common.h"
+#include "array.h"
+#include "base64.h"
+#include "safe-memset.h"
+#include "ioloop.h"
+#include "istream.h"
+#include "ostream.h"
+#include "net.h"
+#include "str.h"
+#include "str-sanitize.h"
+#include "strnum.h"
+#include "imap-arg.h"
+#include "imap-quote.h"
+#include "imap-seqset.h"
+#include "imap-util.h"
+#include "mail-search-build.h"
+#include "imap-resp-code.h"
+#include "imap-commands.h"
+#include "imap-commands-util.h"
+#include "mail-namespace.h"
+#include "imap-referral-plugin.h"
+#include "referral-plugin.h"
+#include "referral-proxy.h"
+#include "referral-imap-arg.h"
+
+/* The remote server's lines are read in blocks of up to this size; a
+   longer line is copied in parts. */
+#define RELAY_INPUT_MAX_SIZE (256*1024)
+/* The client's output buffer is filled up to this before the relay waits
+   for the client to read. */
+#define RELAY_CLIENT_OUTPUT_MAX (128*1024)
+/* Bytes of a long line kept back so that its end ("{123}") can be
+   recognised when the rest arrives. */
+#define RELAY_LINE_TAIL 24
+
+#define RELAY_CLIENT_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, relay_client_module)
+
+enum relay_kind {
+	RELAY_KIND_OTHER = 0,
+	RELAY_KIND_SELECT,
+	RELAY_KIND_IDLE,
+	/* CLOSE, UNSELECT */
+	RELAY_KIND_DESELECT,
+};
+
+struct relay_conn {
+	struct relay_client *rclient;
+	/* "HOST[:PORT]", for logs and errors */
+	char *server;
+	/* the namespace where the client names the mailboxes */
+	struct mail_namespace *home_ns;
+	unsigned int timeout_msecs;
+
+	int fd;
+	struct istream *input;
+	struct ostream *output;
+	struct io *io;
+	struct timeout *to;
+	/* " CAP1 CAP2 ... " (upper case), after login */
+	char *capabilities;
+	/* " FEATURE ... " enabled with ENABLE */
+	string_t *enabled;
+	unsigned int internal_tag;
+};
+
+/* The command under way on a connection. */
+struct relay_exchange {
+	struct client_command_context *cmd;
+	struct relay_conn *conn;
+	enum relay_kind kind;
+	const char *tag;
+	/* bytes of a literal still to copy */
+	uoff_t literal_left;
+	/* part of a line was copied: the client is in the middle of it */
+	bool mid_line;
+	/* a server's "* OK [CLOSED]" is dropped: the client got ours */
+	bool drop_closed;
+	/* IDLE: the server sent its continuation, the client's DONE was
+	   sent, the client sent something else */
+	bool idling, idle_done_sent, idle_bad;
+};
+
+struct relay_client {
+	union imap_module_context module_ctx;
+	struct client *client;
+	ARRAY(struct relay_conn *) conns;
+	/* the remote mailbox selected through the relay */
+	struct relay_conn *selected;
+	/* the selected mailbox's connection was lost: its commands fail
+	   until the client selects a mailbox again; lost_server names it */
+	bool lost;
+	char *lost_server;
+	/* the selected mailbox's name in home_ns (for lib-storage) */
+	char *selected_vname;
+	struct relay_exchange exch;
+	bool exch_active;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(relay_client_module, &imap_module_register);
+
+/* The commands that work on the selected mailbox (their UID forms are
+   matched by the name after "UID "). */
+static const char *const relay_selected_commands[] = {
+	"CHECK", "CLOSE", "COPY", "EXPUNGE", "FETCH", "IDLE", "MOVE", "NOOP",
+	"SEARCH", "SORT", "STORE", "THREAD", "UNSELECT", NULL
+};
+
+static void relay_conn_destroy(struct relay_conn **_conn);
+static void relay_conn_input(struct relay_client *rclient);
+static void relay_conn_timeout(struct relay_client *rclient);
+
+/* Connections */
+
+static void relay_client_destroy(struct client *client, const char *reason)
+{
+	struct relay_client *rclient = RELAY_CLIENT_CONTEXT(client);
+
+	/* the commands were cancelled (relay_cmd_continue()) */
+	while (array_count(&rclient->conns) > 0) {
+		struct relay_conn *conn =
+			array_idx_elem(&rclient->conns, 0);
+		relay_conn_destroy(&conn);
+	}
+	array_free(&rclient->conns);
+	i_free(rclient->lost_server);
+	i_free(rclient->selected_vname);
+	rclient->module_ctx.super.destroy(client, reason);
+}
+
+static struct relay_client *relay_client_get(struct client *client)
+{
+	struct relay_client *rclient = RELAY_CLIENT_CONTEXT(client);
+
+	if (rclient != NULL)
+		return rclient;
+	rclient = p_new(client->pool, struct relay_client, 1);
+	rclient->client = client;
+	i_array_init(&rclient->conns, 4);
+	rclient->module_ctx.super = client->v;
+	client->v.destroy = relay_client_destroy;
+	MODULE_CONTEXT_SET(client, relay_client_module, rclient);
+	return rclient;
+}
+
+static void relay_conn_destroy(struct relay_conn **_conn)
+{
+	struct relay_conn *conn = *_conn;
+	struct relay_client *rclient = conn->rclient;
+	struct relay_conn *const *connp;
+
+	*_conn = NULL;
+	array_foreach(&rclient->conns, connp) {
+		if (*connp == conn) {
+			array_delete(&rclient->conns,
+				     array_foreach_idx(&rclient->conns, connp),
+				     1);
+			break;
+		}
+	}
+	if (rclient->selected == conn)
+		rclient->selected = NULL;
+	io_remove(&conn->io);
+	timeout_remove(&conn->to);
+	if (conn->output != NULL && !conn->output->closed) {
+		/* a polite end; the server may be gone already */
+		o_stream_nsend_str(conn->output, "L LOGOUT\r\n");
+		(void)o_stream_flush(conn->output);
+	}
+	i_stream_destroy(&conn->input);
+	o_stream_destroy(&conn->output);
+	i_close_fd(&conn->fd);
+	str_free(&conn->enabled);
+	i_free(conn->capabilities);
+	i_free(conn->server);
+	i_free(conn);
+}
+
+static const char *relay_timeout_error(unsigned int msecs)
+{
+	/* (the setting is in whole seconds) */
+	return t_strdup_printf("timed out after %u seconds", msecs / 1000);
+}
+
+/* Waiting for a connection in a private ioloop, as a command does
+   before its first byte reaches the client. */
+struct relay_wait {
+	struct ioloop *ioloop;
+	bool timed_out;
+};
+
+static void relay_wait_stop(struct relay_wait *wait)
+{
+	io_loop_stop(wait->ioloop);
+}
+
+static void relay_wait_timeout(struct relay_wait *wait)
+{
+	wait->timed_out = TRUE;
+	io_loop_stop(wait->ioloop);
+}
+
+/* Read the next line of conn's server, waiting up to its timeout.
+   Returns the line (without CRLF), or NULL with error_r. */
+static const char *
+relay_conn_read_line(struct relay_conn *conn, const char **error_r)
+{
+	struct ioloop *prev_ioloop = current_ioloop;
+	struct relay_wait wait;
+	struct io *io;
+	struct timeout *to;
+	const char *line;
+	ssize_t ret;
+
+	while ((line = i_stream_next_line(conn->input)) == NULL) {
+		ret = i_stream_read(conn->input);
+		if (ret > 0)
+			continue;
+		if (ret < 0) {
+			*error_r = ret == -2 ? "Reply line too long" :
+				conn->input->stream_errno == 0 ?
+				"Connection closed" :
+				i_stream_get_error(conn->input);
+			return NULL;
+		}
+		i_zero(&wait);
+		wait.ioloop = io_loop_create();
+		i_stream_switch_ioloop_to(conn->input, wait.ioloop);
+		io = io_add_istream(conn->input, relay_wait_stop, &wait);
+		to = timeout_add(conn->timeout_msecs, relay_wait_timeout, &wait);
+		io_loop_run(wait.ioloop);
+		io_remove(&io);
+		timeout_remove(&to);
+		io_loop_set_current(prev_ioloop);
+		i_stream_switch_ioloop_to(conn->input, prev_ioloop);
+		io_loop_set_current(wait.ioloop);
+		io_loop_destroy(&wait.ioloop);
+		if (wait.timed_out) {
+			*error_r = relay_timeout_error(conn->timeout_msecs);
+			return NULL;
+		}
+	}
+	return line;
+}
+
+/* Send line (an internal command, tagged by us) and read the reply up to
+   its tagged line, whose text (after the tag) goes to reply_r. Untagged
+   lines go to untagged (if not NULL). Returns 0 (any status), -1 with
+   error_r if the connection failed. */
+static int
+relay_conn_command(struct relay_conn *conn, const char *line,
+		   ARRAY_TYPE(const_string) *untagged,
+		   const char **reply_r, const char **error_r)
+{
+	const char *tag = t_strdup_printf("M%u", ++conn->internal_tag);
+	const char *reply;
+	size_t tag_len = strlen(tag);
+
+	o_stream_nsend_str(conn->output, t_strconcat(tag, " ", line, "\r\n",
+						     NULL));
+	if (o_stream_flush(conn->output) < 0) {
+		*error_r = o_stream_get_error(conn->output);
+		return -1;
+	}
+	for (;;) {
+		reply = relay_conn_read_line(conn, error_r);
+		if (reply == NULL)
+			return -1;
+		if (strncmp(reply, tag, tag_len) == 0 &&
+		    reply[tag_len] == ' ') {
+			*reply_r = t_strdup(reply + tag_len + 1);
+			return 0;
+		}
+		if (str_begins(reply, "* BYE")) {
+			*error_r = t_strdup_printf("Server said: %s",
+						   str_sanitize(reply, 256));
+			return -1;
+		}
+		if (untagged != NULL) {
+			reply = t_strdup(reply);
+			array_push_back(untagged, &reply);
+		}
+	}
+}
+
+/* Take the capabilities from "[CAPABILITY ...]" at the start of text, or
+   from a "* CAPABILITY ..." line. */
+static bool relay_conn_set_capabilities(struct relay_conn *conn,
+					const char *text)
+{
+	const char *end;
+
+	if (str_begins(text, "* CAPABILITY "))
+		end = text + strlen(text);
+	else {
+		const char *p = strstr(text, "[CAPABILITY ");
+
+		if (p == NULL)
+			return FALSE;
+		text = p + 1;
+		end = strchr(text, ']');
+		if (end == NULL)
+			return FALSE;
+	}
+	text += strlen("* CAPABILITY ") - (text[0] == '*' ? 0 : 2);
+	i_free(conn->capabilities);
+	conn->capabilities = i_strdup(t_str_ucase(t_strconcat(
+		" ", t_strdup_until(text, end), " ", NULL)));
+	return TRUE;
+}
+
+static bool relay_conn_has_capability(struct relay_conn *conn,
+				      const char *cap)
+{
+	return conn->capabilities != NULL &&
+		strstr(conn->capabilities,
+		       t_strconcat(" ", cap, " ", NULL)) != NULL;
+}
+
+/* Log in: SASL PLAIN, as the user (with the master user's name and
+   password, or the user's own password). */
+static int
+relay_conn_login(struct relay_conn *conn,
+		 const struct referral_proxy_route *route,
+		 const char **error_r)
+{
+	const struct referral_proxy_settings *set = route->set;
+	ARRAY_TYPE(const_string) untagged;
+	const char *line, *reply, *const *linep;
+	string_t *plain, *b64;
+	int ret;
+
+	/* authorization identity, authentication identity, password */
+	plain = t_str_new(128);
+	if (set->master_user[0] != '\0') {
+		str_append(plain, route->username);
+		str_append_c(plain, '\0');
+		str_append(plain, set->master_user);
+	} else {
+		str_append_c(plain, '\0');
+		str_append(plain, route->username);
+	}
+	str_append_c(plain, '\0');
+	str_append(plain, set->password);
+	b64 = t_str_new(MAX_BASE64_ENCODED_SIZE(str_len(plain)));
+	base64_encode(str_data(plain), str_len(plain), b64);
+
+	if (relay_conn_has_capability(conn, "SASL-IR")) {
+		line = t_strconcat("AUTHENTICATE PLAIN ", str_c(b64), NULL);
+		ret = relay_conn_command(conn, line, NULL, &reply, error_r);
+	} else {
+		/* the continuation "+" comes first */
+		const char *tag = t_strdup_printf("M%u", ++conn->internal_tag);
+
+		o_stream_nsend_str(conn->output, t_strconcat(
+			tag, " AUTHENTICATE PLAIN\r\n", NULL));
+		line = relay_conn_read_line(conn, error_r);
+		if (line == NULL)
+			return -1;
+		if (line[0] != '+') {
+			*error_r = t_strdup_printf("Login failed: %s",
+						   str_sanitize(line, 256));
+			return -1;
+		}
+		o_stream_nsend_str(conn->output, t_strconcat(
+			str_c(b64), "\r\n", NULL));
+		ret = 0;
+		for (;;) {
+			line = relay_conn_read_line(conn, error_r);
+			if (line == NULL) {
+				ret = -1;
+				break;
+			}
+			if (str_begins(line, tag) &&
+			    line[strlen(tag)] == ' ') {
+				reply = t_strdup(line + strlen(tag) + 1);
+				break;
+			}
+		}
+	}
+	safe_memset(str_c_modifiable(plain), 0, str_len(plain));
+	safe_memset(str_c_modifiable(b64), 0, str_len(b64));
+	if (ret < 0)
+		return -1;
+	if (!str_begins(reply, "OK")) {
+		*error_r = t_strdup_printf("Login failed: %s",
+					   str_sanitize(reply, 256));
+		return -1;
+	}
+	if (relay_conn_set_capabilities(conn, reply))
+		return 0;
+	t_array_init(&untagged, 4);
+	if (relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
+			       error_r) < 0)
+		return -1;
+	array_foreach(&untagged, linep)
+		(void)relay_conn_set_capabilities(conn, *linep);
+	return 0;
+}
+
+/* Connect to server and log in; NULL with error_r if either fails. */
+static struct relay_conn *
+relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
+		  const struct referral_proxy_route *route,
+		  const struct referral_proxy_route_server *server,
+		  const char **error_r)
+{
+	struct ioloop *prev_ioloop = current_ioloop;
+	struct relay_conn *conn;
+	struct relay_wait wait;
+	struct ip_addr ip, *ips;
+	unsigned int ips_count;
+	struct io *io;
+	struct timeout *to;
+	const char *line;
+	int fd, err;
+
+	if (server->ip.family != 0)
+		ip = server->ip;
+	else {
+		err = net_gethostbyname(server->host, &ips, &ips_count);
+		if (err != 0) {
+			*error_r = t_strdup_printf("Cannot resolve %s: %s",
+				server->host, net_gethosterror(err));
+			return NULL;
+		}
+		ip = ips[0];
+	}
+	fd = net_connect_ip(&ip, server->port, NULL);
+	if (fd < 0) {
+		*error_r = t_strdup_printf("connect() failed: %m");
+		return NULL;
+	}
+	/* wait for the connection */
+	i_zero(&wait);
+	wait.ioloop = io_loop_create();
+	io = io_add(fd, IO_WRITE, relay_wait_stop, &wait);
+	to = timeout_add(route->set->timeout_msecs, relay_wait_timeout, &wait);
+	io_loop_run(wait.ioloop);
+	io_remove(&io);
+	timeout_remove(&to);
+	io_loop_set_current(prev_ioloop);
+	io_loop_set_current(wait.ioloop);
+	io_loop_destroy(&wait.ioloop);
+	if (wait.timed_out) {
+		i_close_fd(&fd);
+		*error_r = t_strconcat("connect() ", relay_timeout_error(
+			route->set->timeout_msecs), NULL);
+		return NULL;
+	}
+	err = net_geterror(fd);
+	if (err != 0) {
+		i_close_fd(&fd);
+		*error_r = t_strdup_printf("connect() failed: %s",
+					   strerror(err));
+		return NULL;
+	}
+
+	conn = i_new(struct relay_conn, 1);
+	conn->rclient = rclient;
+	conn->server = i_strdup(server->name);
+	conn->home_ns = ns;
+	conn->timeout_msecs = route->set->timeout_msecs;
+	conn->fd = fd;
+	conn->input = i_stream_create_fd(fd, RELAY_INPUT_MAX_SIZE);
+	conn->output = o_stream_create_fd(fd, SIZE_MAX);
+	o_stream_set_no_error_handling(conn->output, TRUE);
+	conn->enabled = str_new(default_pool, 32);
+	str_append_c(conn->enabled, ' ');
+	array_push_back(&rclient->conns, &conn);
+
+	line = relay_conn_read_line(conn, error_r);
+	if (line == NULL)
+		;
+	else if (!str_begins(line, "* OK")) {
+		*error_r = t_strdup_printf("Server refused the connection: %s",
+					   str_sanitize(line, 256));
+	} else {
+		(void)relay_conn_set_capabilities(conn, line);
+		if (relay_conn_login(conn, route, error_r) == 0)
+			return conn;
+	}
+	/* no LOGOUT for a connection that failed */
+	o_stream_close(conn->output);
+	relay_conn_destroy(&conn);
+	return NULL;
+}
+
+/* The session's connection to the first of route's servers that can be
+   reached for ns, created if needed; NULL with error_r (for the client)
+   if none can. */
+static struct relay_conn *
+relay_conn_get(struct relay_client *rclient, struct mail_namespace *ns,
+	       const struct referral_proxy_route *route, const char **error_r)
+{
+	const struct referral_proxy_route_server *server;
+	struct relay_conn *conn, *const *connp;
+	string_t *names = t_str_new(64);
+	const char *error;
+
+	array_foreach(&route->servers, server) {
+		conn = NULL;
+		array_foreach(&rclient->conns, connp) {
+			if ((*connp)->home_ns == ns &&
+			    strcmp((*connp)->server, server->name) == 0) {
+				conn = *connp;
+				break;
+			}
+		}
+		if (conn != NULL) {
+			/* a server that closed the connection meanwhile (its
+			   idle timeout, a restart) is connected again */
+			if (i_stream_read(conn->input) != -1)
+				return conn;
+			relay_conn_destroy(&conn);
+		}
+		conn = relay_conn_create(rclient, ns, route, server, &error);
+		if (conn != NULL) {
+			e_debug(rclient->client->event, "mailbox-referrals: "
+				"Passing commands through to %s", conn->server);
+			return conn;
+		}
+		/* the reason may quote the remote server's words */
+		e_warning(rclient->client->event, "mailbox-referrals: "
+			  "Remote server %s: %s", server->name, error);
+		if (str_len(names) > 0)
+			str_append(names, ", ");
+		str_append(names, server->name);
+	}
+	*error_r = array_count(&route->servers) == 1 ?
+		t_strdup_printf("Remote server %s is unavailable", str_c(names)) :
+		t_strdup_printf("Remote servers %s are unavailable",
+				str_c(names));
+	return NULL;
+}
+
+/* ENABLE on the server what the client has enabled here, so that the
+   server's replies have what the client expects (CONDSTORE's MODSEQ,
+   QRESYNC's VANISHED). Returns 0, or -1 with error_r. */
+static int relay_conn_sync_features(struct relay_conn *conn,
+				    const char **error_r)
+{
+	const char *const *features, *reply;
+	string_t *missing = t_str_new(64);
+
+	features = client_enabled_features(conn->rclient->client);
+	if (features == NULL)
+		return 0;
+	for (; *features != NULL; features++) {
+		const char *word = t_strconcat(*features, " ", NULL);
+
+		if (strstr(str_c(conn->enabled), word) != NULL)
+			continue;
+		str_append_c(missing, ' ');
+		str_append(missing, *features);
+		str_append(conn->enabled, word);
+	}
+	if (str_len(missing) == 0 || !relay_conn_has_capability(conn, "ENABLE"))
+		return 0;
+	return relay_conn_command(conn, t_strconcat("ENABLE", str_c(missing),
+						    NULL),
+				  NULL, &reply, error_r);
+}
+
+/* Exchanges: a client's command on the server */
+
+static void relay_exchange_clear(struct relay_client *rclient)
+{
+	struct relay_conn *conn = rclient->exch.conn;
+	struct client *client = rclient->client;
+
+	if (conn != NULL) {
+		io_remove(&conn->io);
+		timeout_remove(&conn->to);
+	}
+	if (rclient->exch.kind == RELAY_KIND_IDLE && rclient->exch.idling) {
+		/* imap adds its own input handler back */
+		io_remove(&client->io);
+	}
+	if (client->output_cmd_lock == rclient->exch.cmd)
+		client->output_cmd_lock = NULL;
+	i_zero(&rclient->exch);
+	rclient->exch_active = FALSE;
+}
+
+static const char *relay_lost_error(const char *server)
+{
+	return t_strdup_printf("Lost the connection to the server of this "
+			       "mailbox (%s); select it again", server);
+}
+
+/* The connection of the exchange failed (why: reason). The client gets
+   a tagged NO, or, in the middle of a reply, is disconnected: its reply
+   cannot be completed. */
+static void relay_exchange_failed(struct relay_client *rclient,
+				  const char *reason)
+{
+	struct relay_exchange *exch = &rclient->exch;
+	struct client_command_context *cmd = exch->cmd;
+	struct relay_conn *conn = exch->conn;
+	const char *error;
+
+	e_warning(rclient->client->event, "mailbox-referrals: "
+		  "Remote server %s: Lost the connection: %s",
+		  conn->server, str_sanitize(reason, 256));
+	if (exch->kind == RELAY_KIND_SELECT)
+		error = t_strdup_printf("Remote server %s is unavailable",
+					conn->server);
+	else
+		error = relay_lost_error(conn->server);
+	if (rclient->selected == conn || exch->kind == RELAY_KIND_SELECT) {
+		rclient->selected = NULL;
+		rclient->lost = exch->kind != RELAY_KIND_SELECT &&
+			exch->kind != RELAY_KIND_DESELECT;
+		i_free(rclient->lost_server);
+		rclient->lost_server = i_strdup(conn->server);
+	}
+	if (exch->mid_line || exch->literal_left > 0) {
+		relay_exchange_clear(rclient);
+		client_disconnect_with_error(cmd->client, t_strdup_printf(
+			"Lost the connection to the server of the selected "
+			"mailbox (%s) in the middle of a reply", conn->server));
+	} else {
+		relay_exchange_clear(rclient);
+		client_send_tagline(cmd, t_strdup_printf(
+			"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s", error));
+	}
+	relay_conn_destroy(&conn);
+}
+
+/* The text of the server's tagged reply as the client gets it: without
+   the timing Dovecot appends (imap appends ours), and a temporary
+   failure with the server's name, as the proxy's others
+   (referral-proxy.c). */
+static const char *relay_tagged_text(const struct relay_conn *conn,
+				     const char *text)
+{
+	const char *p = strrchr(text, '(');
+	size_t len = strlen(text);
+
+	if (p != NULL && p > text && p[-1] == ' ' && len > 7 &&
+	    strcmp(text + len - 7, " secs).") == 0 &&
+	    p[1] >= '0' && p[1] <= '9')
+		text = t_strconcat(t_strdup_until(text, p - 1), ".", NULL);
+	if (str_begins(text, "NO ["IMAP_RESP_CODE_UNAVAILABLE"] ")) {
+		len = strlen("NO ["IMAP_RESP_CODE_UNAVAILABLE"] ");
+		text = t_strdup_printf("NO ["IMAP_RESP_CODE_UNAVAILABLE"] "
+				       "Remote server %s: %s", conn->server,
+				       text + len);
+	}
+	return text;
+}
+
+/* The tagged reply (text: "OK ...", "NO ...", "BAD ...") arrived. */
+static void relay_exchange_finish(struct relay_client *rclient,
+				  const char *text)
+{
+	struct relay_exchange *exch = &rclient->exch;
+	struct client_command_context *cmd = exch->cmd;
+	bool ok = str_begins(text, "OK");
+
+	switch (exch->kind) {
+	case RELAY_KIND_SELECT:
+		rclient->selected = ok ? exch->conn : NULL;
+		break;
+	case RELAY_KIND_DESELECT:
+		if (ok)
+			rclient->selected = NULL;
+		break;
+	case RELAY_KIND_IDLE:
+		if (exch->idle_bad)
+			text = "BAD Expected DONE.";
+		break;
+	case RELAY_KIND_OTHER:
+		break;
+	}
+	text = relay_tagged_text(exch->conn, text);
+	relay_exchange_clear(rclient);
+	client_send_tagline(cmd, text);
+}
+
+/* IDLE: the client's input is read here until its DONE. */
+static void relay_idle_client_input(struct relay_client *rclient)
+{
+	struct relay_exchange *exch = &rclient->exch;
+	struct client *client = rclient->client;
+	const char *line;
+	ssize_t ret;
+
+	client->last_input = ioloop_time;
+	timeout_reset(client->to_idle);
+	ret = i_stream_read(client->input);
+	if (ret == -1) {
+		/* imap cancels the command (relay_cmd_continue()) */
+		io_remove(&client->io);
+		client_disconnect(client, NULL);
+		return;
+	}
+	line = i_stream_next_line(client->input);
+	if (line == NULL && ret == -2) {
+		/* a long line that is not DONE */
+		client->input_skip_line = TRUE;
+		line = "";
+	}
+	if (line == NULL)
+		return;
+	io_remove(&client->io);
+	exch->idle_bad = strcasecmp(line, "DONE") != 0;
+	exch->idle_done_sent = TRUE;
+	o_stream_nsend_str(exch->conn->output, "DONE\r\n");
+	(void)o_stream_flush(exch->conn->output);
+	/* the server's tagged reply ends the command, within the timeout */
+	if (exch->conn->to == NULL) {
+		exch->conn->to = timeout_add(exch->conn->timeout_msecs,
+					     relay_conn_timeout, rclient);
+	}
+}
+
+/* Is line (the start of a line of the server) the exchange's tagged
+   reply? */
+static bool relay_line_is_tagged(const struct relay_exchange *exch,
+				 const unsigned char *line, size_t size)
+{
+	size_t tag_len = strlen(exch->tag);
+
+	return size > tag_len && memcmp(line, exch->tag, tag_len) == 0 &&
+		line[tag_len] == ' ';
+}
+
+/* If the line (data, up to but without its CRLF) ends with a literal's
+   "{N}", returns TRUE with its size. */
+static bool relay_line_literal(const unsigned char *data, size_t size,
+			       uoff_t *size_r)
+{
+	size_t i;
+
+	if (size < 3 || data[size-1] != '}')
+		return FALSE;
+	for (i = size - 1; i > 0 && data[i-1] >= '0' && data[i-1] <= '9'; i--) ;
+	if (i == 0 || i == size - 1 || data[i-1] != '{')
+		return FALSE;
+	return str_to_uoff(t_strndup(data + i, size - 1 - i), size_r) == 0;
+}
+
+/* Copy the server's reply to the client until its tagged line, the
+   client's buffer is full, or the server has sent nothing more. Returns
+   TRUE when the exchange is over (the client got its tagged line, or was
+   disconnected). */
+static bool relay_exchange_pump(struct relay_client *rclient)
+{
+	struct relay_exchange *exch = &rclient->exch;
+	struct relay_conn *conn = exch->conn;
+	struct client *client = rclient->client;
+	const unsigned char *data, *lf;
+	size_t size, line_len, end;
+	uoff_t literal_size;
+	ssize_t ret;
+
+	/* the server has the timeout to reply, except while the client
+	   idles or does not read */
+	if (conn->to == NULL && (!exch->idling || exch->idle_done_sent)) {
+		conn->to = timeout_add(conn->timeout_msecs,
+				       relay_conn_timeout, rclient);
+	}
+	for (;;) {
+		if (o_stream_get_buffer_used_size(client->output) >=
+		    RELAY_CLIENT_OUTPUT_MAX) {
+			/* imap runs the command again when the client has
+			   read (relay_cmd_continue()) */
+			io_remove(&conn->io);
+			timeout_remove(&conn->to);
+			exch->cmd->state = CLIENT_COMMAND_STATE_WAIT_OUTPUT;
+			o_stream_set_flush_pending(client->output, TRUE);
+			return FALSE;
+		}
+		data = i_stream_get_data(conn->input, &size);
+		if (size > 0 && exch->literal_left > 0) {
+			if (size > exch->literal_left)
+				size = exch->literal_left;
+			o_stream_nsend(client->output, data, size);
+			i_stream_skip(conn->input, size);
+			exch->literal_left -= size;
+			continue;
+		}
+		lf = size == 0 ? NULL : memchr(data, '\n', size);
+		if (lf == NULL && size >= RELAY_INPUT_MAX_SIZE) {
+			/* a long line: copy all but its tail */
+			if (!exch->mid_line &&
+			    relay_line_is_tagged(exch, data, size)) {
+				relay_exchange_failed(rclient,
+					"Tagged reply line too long");
+				return TRUE;
+			}
+			exch->mid_line = TRUE;
+			o_stream_nsend(client->output, data,
+				       size - RELAY_LINE_TAIL);
+			i_stream_skip(conn->input, size - RELAY_LINE_TAIL);
+			continue;
+		}
+		if (lf == NULL) {
+			ret = i_stream_read(conn->input);
+			if (ret > 0) {
+				if (conn->to != NULL)
+					timeout_reset(conn->to);
+				continue;
+			}
+			if (ret == 0) {
+				exch->cmd->state =
+					CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
+				if (conn->io == NULL) {
+					conn->io = io_add_istream(conn->input,
+						relay_conn_input, rclient);
+				}
+				return FALSE;
+			}
+			relay_exchange_failed(rclient,
+				conn->input->stream_errno == 0 ?
+				"Connection closed" :
+				i_stream_get_error(conn->input));
+			return TRUE;
+		}
+		line_len = lf - data + 1;
+		end = line_len - 1;
+		if (end > 0 && data[end-1] == '\r')
+			end--;
+		if (!exch->mid_line) {
+			if (relay_line_is_tagged(exch, data, size)) {
+				const char *text = t_strndup(
+					data + strlen(exch->tag) + 1,
+					end - strlen(exch->tag) - 1);
+
+				i_stream_skip(conn->input, line_len);
+				relay_exchange_finish(rclient, text);
+				return TRUE;
+			}
+			if (end >= 5 && memcmp(data, "* BYE", 5) == 0) {
+				relay_exchange_failed(rclient, t_strdup_printf(
+					"Server said: %s", t_strndup(data, end)));
+				return TRUE;
+			}
+			if (data[0] == '+') {
+				if (exch->kind != RELAY_KIND_IDLE ||
+				    exch->idling) {
+					relay_exchange_failed(rclient,
+						"Unexpected continuation");
+					return TRUE;
+				}
+				/* IDLE started: the client's DONE is read
+				   here, and the server may be silent */
+				exch->idling = TRUE;
+				timeout_remove(&conn->to);
+				io_remove(&client->io);
+				client->io = io_add_istream(client->input,
+					relay_idle_client_input, rclient);
+			} else if (exch->drop_closed && end >= 13 &&
+				   memcmp(data, "* OK [CLOSED]", 13) == 0) {
+				i_stream_skip(conn->input, line_len);
+				continue;
+			}
+		}
+		o_stream_nsend(client->output, data, line_len);
+		exch->mid_line = FALSE;
+		if (relay_line_literal(data, end, &literal_size))
+			exch->literal_left = literal_size;
+		i_stream_skip(conn->input, line_len);
+	}
+}
+
+/* The connection has input, or the client can take more output: copy.
+   from_command is TRUE when imap runs the command (relay_cmd_continue()),
+   which frees it when this returns TRUE; else (an I/O callback) the
+   command is freed here. */
+static bool relay_exchange_run(struct relay_client *rclient,
+			       bool from_command)
+{
+	struct client *client = rclient->client;
+	struct client_command_context *cmd = rclient->exch.cmd;
+	bool done;
+
+	o_stream_cork(client->output);
+	done = relay_exchange_pump(rclient);
+	o_stream_uncork(client->output);
+	if (done && !from_command) {
+		cmd->state = CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
+		client_command_free(&cmd);
+	}
+	return done;
+}
+
+static void relay_conn_input(struct relay_client *rclient)
+{
+	(void)relay_exchange_run(rclient, FALSE);
+}
+
+static void relay_conn_timeout(struct relay_client *rclient)
+{
+	struct client_command_context *cmd = rclient->exch.cmd;
+
+	relay_exchange_failed(rclient, relay_timeout_error(
+		rclient->exch.conn->timeout_msecs));
+	cmd->state = CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
+	client_command_free(&cmd);
+}
+
+static bool relay_cmd_continue(struct client_command_context *cmd)
+{
+	struct relay_client *rclient = RELAY_CLIENT_CONTEXT(cmd->client);
+	struct relay_conn *conn;
+
+	if (cmd->cancel) {
+		/* the client is gone: the server's reply has nowhere to go,
+		   and the connection is in the middle of it */
+		conn = rclient->exch.conn;
+		relay_exchange_clear(rclient);
+		relay_conn_destroy(&conn);
+		return TRUE;
+	}
+	return relay_exchange_pump(rclient);
+}
+
+/* Send the client's command (line, without tag) to conn and copy the
+   reply. */
+static bool relay_forward(struct client_command_context *cmd,
+			  struct relay_conn *conn, const char *line,
+			  enum relay_kind kind, bool drop_closed)
+{
+	struct relay_client *rclient = conn->rclient;
+	struct relay_exchange *exch = &rclient->exch;
+	const char *error;
+
+	i_assert(!rclient->exch_active);
+	i_zero(exch);
+	exch->cmd = cmd;
+	exch->conn = conn;
+	exch->kind = kind;
+	exch->tag = cmd->tag;
+	exch->drop_closed = drop_closed;
+	rclient->exch_active = TRUE;
+
+	if (relay_conn_sync_features(conn, &error) < 0) {
+		relay_exchange_failed(rclient, error);
+		return TRUE;
+	}
+	o_stream_nsend_str(conn->output, t_strconcat(cmd->tag, " ", line,
+						     "\r\n", NULL));
+	if (o_stream_flush(conn->output) < 0) {
+		relay_exchange_failed(rclient, o_stream_get_error(conn->output));
+		return TRUE;
+	}
+	/* nothing else may write to the client until the reply is copied */
+	cmd->client->output_cmd_lock = cmd;
+	cmd->func = relay_cmd_continue;
+	return relay_exchange_pump(rclient);
+}
+
+/* Commands */
+
+static const char *
+relay_args_to_str(const struct imap_arg *args, bool literal_plus)
+{
+	string_t *str = t_str_new(128);
+
+	for (; !IMAP_ARG_IS_EOL(args); args++) {
+		if (str_len(str) > 0)
+			str_append_c(str, ' ');
+		if (!referral_imap_write_arg(str, args, literal_plus))
+			return NULL;
+	}
+	return str_c(str);
+}
+
+/* Run imap's own command instead (the mailbox is not passed through). */
+static bool relay_cmd_dovecot(struct client_command_context *cmd)
+{
+	struct command *command = command_find(cmd->name);
+
+	i_assert(command != NULL);
+	cmd->func = command->func;
+	return cmd->func(cmd);
+}
+
+static bool relay_has_option(const struct imap_arg *params, const char *name)
+{
+	const char *atom;
+
+	for (; params != NULL && !IMAP_ARG_IS_EOL(params); params++) {
+		if (imap_arg_get_atom(params, &atom) &&
+		    strcasecmp(atom, name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* SELECT and EXAMINE of a proxied session: passed through if the mailbox
+   is remote, imap's own otherwise. */
+static bool cmd_relay_select(struct client_command_context *cmd)
+{
+	struct client *client = cmd->client;
+	struct relay_client *rclient;
+	struct relay_conn *conn;
+	struct mail_namespace *ns;
+	struct referral_proxy_route route;
+	const struct imap_arg *args, *params = NULL;
+	const char *mailbox, *vname, *error, *line, *options;
+	bool had_mailbox;
+
+	if (!client_read_args(cmd, 0, 0, &args))
+		return FALSE;
+	if (!imap_arg_get_astring(&args[0], &mailbox) ||
+	    (!IMAP_ARG_IS_EOL(&args[1]) &&
+	     (!imap_arg_get_list(&args[1], &params) ||
+	      !IMAP_ARG_IS_EOL(&args[2]))))
+		return relay_cmd_dovecot(cmd); /* imap's own error */
+	vname = mailbox;
+	ns = client_find_namespace_full(client, &vname, &error);
+	if (ns == NULL ||
+	    mailbox_referrals_proxy_route(ns, vname, &route) <= 0) {
+		/* a local mailbox (or one imap's own SELECT reports) */
+		rclient = RELAY_CLIENT_CONTEXT(client);
+		if (rclient != NULL) {
+			had_mailbox = rclient->selected != NULL ||
+				rclient->lost;
+			rclient->selected = NULL;
+			rclient->lost = FALSE;
+			if (had_mailbox && client->mailbox == NULL) {
+				/* imap does not know a mailbox was open */
+				client_send_line(client, "* OK [CLOSED] "
+						 "Previous mailbox closed.");
+			}
+		}
+		return relay_cmd_dovecot(cmd);
+	}
+	options = params == NULL ? "" : relay_args_to_str(&args[1], TRUE);
+	if (options == NULL)
+		return relay_cmd_dovecot(cmd);
+
+	rclient = relay_client_get(client);
+	had_mailbox = client->mailbox != NULL || rclient->selected != NULL ||
+		rclient->lost;
+	if (client->mailbox != NULL)
+		imap_client_close_mailbox(client);
+	rclient->selected = NULL;
+	rclient->lost = FALSE;
+	if (had_mailbox) {
+		/* as imap's SELECT does (QRESYNC wants it); the server's own
+		   is dropped (relay_exchange_pump()) */
+		client_send_line(client, "* OK [CLOSED] Previous mailbox closed.");
+	}
+	/* as imap's SELECT does with these options */
+	if (relay_has_option(params, "CONDSTORE"))
+		client_enable(client, imap_feature_condstore);
+	if (relay_has_option(params, "QRESYNC"))
+		client_enable(client, imap_feature_qresync);
+
+	conn = relay_conn_get(rclient, ns, &route, &error);
+	if (conn == NULL) {
+		client_send_tagline(cmd, t_strdup_printf(
+			"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s", error));
+		return TRUE;
+	}
+	{
+		string_t *str = t_str_new(128);
+
+		str_append(str, strcasecmp(cmd->name, "EXAMINE") == 0 ?
+			   "EXAMINE " : "SELECT ");
+		imap_append_astring(str, route.remote_name);
+		if (options[0] != '\0') {
+			str_append_c(str, ' ');
+			str_append(str, options);
+		}
+		line = str_c(str);
+	}
+	i_free(rclient->selected_vname);
+	rclient->selected_vname = i_strdup(vname);
+	return relay_forward(cmd, conn, line, RELAY_KIND_SELECT, TRUE);
+}
+
+/* COPY or MOVE from the selected mailbox to dest_name, which its server
+   does not hold: the messages are copied through lib-storage (imapc for
+   the source, and for a destination on another server). */
+static bool
+relay_copy_other(struct client_command_context *cmd, struct relay_conn *conn,
+		 const char *set, const char *dest_name, bool move);
+
+static void relay_command_failed(struct client_command_context *cmd,
+				 struct relay_conn *conn, enum relay_kind kind,
+				 const char *reason);
+
+/* Is conn's server the first of route's? (A COPY or MOVE within it is
+   the server's own.) */
+static bool relay_route_first_is(const struct referral_proxy_route *route,
+				 const struct relay_conn *conn)
+{
+	const struct referral_proxy_route_server *server =
+		array_idx(&route->servers, 0);
+
+	return strcmp(server->name, conn->server) == 0;
+}
+
+/* A command on the selected remote mailbox. */
+static bool cmd_relay_selected(struct client_command_context *cmd)
+{
+	struct relay_client *rclient = RELAY_CLIENT_CONTEXT(cmd->client);
+	struct relay_conn *conn = rclient->selected;
+	const struct imap_arg *args;
+	const char *name, *line, *set, *dest_name, *vname;
+	struct mail_namespace *dest_ns;
+	struct referral_proxy_route route;
+	enum relay_kind kind = RELAY_KIND_OTHER;
+	string_t *str;
+
+	if (!client_read_args(cmd, 0, 0, &args))
+		return FALSE;
+	name = cmd->uid ? cmd->name + 4 : cmd->name;
+	if (strcasecmp(name, "CLOSE") == 0 || strcasecmp(name, "UNSELECT") == 0)
+		kind = RELAY_KIND_DESELECT;
+	else if (strcasecmp(name, "IDLE") == 0)
+		kind = RELAY_KIND_IDLE;
+	if (conn == NULL) {
+		/* the connection was lost */
+		if (kind == RELAY_KIND_DESELECT)
+			rclient->lost = FALSE;
+		client_send_tagline(cmd, t_strdup_printf(
+			"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s",
+			relay_lost_error(rclient->lost_server)));
+		return TRUE;
+	}
+	if (i_stream_read(conn->input) == -1) {
+		/* the server closed the connection between commands */
+		relay_command_failed(cmd, conn, kind, "Connection closed");
+		return TRUE;
+	}
+
+	str = t_str_new(128);
+	str_append(str, cmd->name);
+	if ((strcasecmp(name, "COPY") == 0 || strcasecmp(name, "MOVE") == 0) &&
+	    imap_arg_get_atom(&args[0], &set) &&
+	    imap_arg_get_astring(&args[1], &dest_name) &&
+	    IMAP_ARG_IS_EOL(&args[2])) {
+		/* the destination's name on the server */
+		vname = dest_name;
+		dest_ns = client_find_namespace_full(cmd->client, &vname,
+						     &line);
+		if (dest_ns != conn->home_ns ||
+		    mailbox_referrals_proxy_route(dest_ns, vname, &route) <= 0 ||
+		    !relay_route_first_is(&route, conn)) {
+			return relay_copy_other(cmd, conn, set, dest_name,
+						strcasecmp(name, "MOVE") == 0);
+		}
+		str_printfa(str, " %s ", set);
+		imap_append_astring(str, route.remote_name);
+	} else if (!IMAP_ARG_IS_EOL(args)) {
+		line = relay_args_to_str(args, relay_conn_has_capability(
+			conn, "LITERAL+"));
+		if (line == NULL) {
+			client_send_tagline(cmd, "NO The server of this mailbox "
+				"cannot take this command's strings");
+			return TRUE;
+		}
+		str_append_c(str, ' ');
+		str_append(str, line);
+	}
+	return relay_forward(cmd, conn, str_c(str), kind, FALSE);
+}
+
+/* The command failed because conn did (reason): as an exchange that
+   lost its connection before its first byte. */
+static void relay_command_failed(struct client_command_context *cmd,
+				 struct relay_conn *conn, enum relay_kind kind,
+				 const char *reason)
+{
+	struct relay_client *rclient = conn->rclient;
+
+	i_zero(&rclient->exch);
+	rclient->exch.conn = conn;
+	rclient->exch.cmd = cmd;
+	rclient->exch.kind = kind;
+	rclient->exch_active = TRUE;
+	relay_exchange_failed(rclient, reason);
+}
+
+/* The UIDs of set (UIDs if uid, else sequence numbers of the client's
+   view, which is the server's) into uids. Returns 0, 1 with reply_r if
+   the server refused, -1 with error_r if the connection failed. */
+static int relay_collect_uids(struct relay_client *rclient,
+			      struct relay_conn *conn, bool uid,
+			      const char *set, ARRAY_TYPE(seq_range) *uids,
+			      const char **reply_r, const char **error_r)
+{
+	ARRAY_TYPE(const_string) untagged;
+	const char *reply, *const *linep, *const *words;
+	uint32_t num;
+
+	t_array_init(&untagged, 8);
+	if (relay_conn_command(conn, t_strdup_printf("UID SEARCH %s%s",
+				uid ? "UID " : "", set),
+			       &untagged, &reply, error_r) < 0)
+		return -1;
+	array_foreach(&untagged, linep) {
+		if (!str_begins(*linep, "* SEARCH")) {
+			/* news of the mailbox: the client's too */
+			client_send_line(rclient->client, *linep);
+			continue;
+		}
+		words = t_strsplit_spaces(*linep + 8, " ");
+		for (; *words != NULL; words++) {
+			if (str_to_uint32(*words, &num) == 0)
+				seq_range_array_add(uids, num);
+		}
+	}
+	if (!str_begins(reply, "OK")) {
+		*reply_r = reply;
+		return 1;
+	}
+	return 0;
+}
+
+static bool
+relay_copy_other(struct client_command_context *cmd, struct relay_conn *conn,
+		 const char *set, const char *dest_name, bool move)
+{
+	struct relay_client *rclient = conn->rclient;
+	struct client *client = cmd->client;
+	struct mail_namespace *ns = conn->home_ns;
+	struct mailbox *box, *destbox, *errbox;
+	struct mailbox_transaction_context *src_trans, *dest_trans;
+	struct mail_transaction_commit_changes changes;
+	struct mail_search_args *search_args;
+	struct mail_search_arg *sarg;
+	struct mail_search_context *search_ctx;
+	struct mail_save_context *save_ctx;
+	struct mail *mail;
+	ARRAY_TYPE(seq_range) uids;
+	ARRAY_TYPE(const_string) untagged;
+	const char *reply, *error, *const *linep;
+	string_t *msg;
+	int ret;
+
+	/* the set goes into a UID SEARCH: only a set, or SEARCHRES' $ */
+	t_array_init(&uids, 16);
+	if (strcmp(set, "$") != 0 && imap_seq_set_parse(set, &uids) < 0) {
+		client_send_command_error(cmd, "Invalid messageset");
+		return TRUE;
+	}
+	array_clear(&uids);
+	ret = relay_collect_uids(rclient, conn, cmd->uid, set, &uids,
+				 &reply, &error);
+	if (ret < 0) {
+		relay_command_failed(cmd, conn, RELAY_KIND_OTHER, error);
+		return TRUE;
+	}
+	if (ret > 0) {
+		client_send_tagline(cmd, reply);
+		return TRUE;
+	}
+	if (array_count(&uids) == 0) {
+		client_send_tagline(cmd, "OK No messages found.");
+		return TRUE;
+	}
+	if (client_open_save_dest_box(cmd, dest_name, &destbox) < 0)
+		return TRUE;
+
+	/* the source, through lib-storage (the proxy's imapc) */
+	box = mailbox_alloc(ns->list, rclient->selected_vname,
+			    move ? 0 : MAILBOX_FLAG_READONLY);
+	if (mailbox_open(box) < 0 ||
+	    mailbox_sync(box, 0) < 0) {
+		client_send_box_error(cmd, box);
+		mailbox_free(&box);
+		mailbox_free(&destbox);
+		return TRUE;
+	}
+	search_args = mail_search_build_init();
+	sarg = mail_search_build_add(search_args, SEARCH_UIDSET);
+	p_array_init(&sarg->value.seqset, search_args->pool, array_count(&uids));
+	array_append_array(&sarg->value.seqset, &uids);
+
+	src_trans = mailbox_transaction_begin(box, 0, "relay copy");
+	dest_trans = mailbox_transaction_begin(destbox,
+		MAILBOX_TRANSACTION_FLAG_EXTERNAL |
+		MAILBOX_TRANSACTION_FLAG_ASSIGN_UIDS, "relay copy");
+	search_ctx = mailbox_search_init(src_trans, search_args, NULL, 0, NULL);
+	mail_search_args_unref(&search_args);
+	ret = 0;
+	errbox = destbox;
+	while (mailbox_search_next(search_ctx, &mail)) {
+		save_ctx = mailbox_save_alloc(dest_trans);
+		mailbox_save_copy_flags(save_ctx, mail);
+		if ((move ? mailbox_move(&save_ctx, mail) :
+		     mailbox_copy(&save_ctx, mail)) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	if (mailbox_search_deinit(&search_ctx) < 0 && ret == 0) {
+		ret = -1;
+		errbox = box;
+	}
+	msg = t_str_new(128);
+	if (ret < 0) {
+		/* the error is the source's or the destination's */
+		mailbox_transaction_rollback(&dest_trans);
+		mailbox_transaction_rollback(&src_trans);
+		client_send_box_error(cmd, errbox);
+	} else if (mailbox_transaction_commit_get_changes(&dest_trans,
+							  &changes) < 0) {
+		/* nothing was saved: the source stays as it was */
+		mailbox_transaction_rollback(&src_trans);
+		client_send_box_error(cmd, destbox);
+	} else if (move && (mailbox_transaction_commit(&src_trans) < 0 ||
+			    /* imapc expunges when it syncs */
+			    mailbox_sync(box, 0) < 0)) {
+		pool_unref(&changes.pool);
+		client_send_tagline(cmd, t_strdup_printf(
+			"NO [SERVERBUG] The messages were copied, but not "
+			"removed from this mailbox: %s",
+			mailbox_get_last_internal_error(box, NULL)));
+	} else {
+		if (!move)
+			mailbox_transaction_rollback(&src_trans);
+		if (changes.uid_validity != 0 &&
+		    array_count(&changes.saved_uids) > 0) {
+			str_printfa(msg, "[COPYUID %u ", changes.uid_validity);
+			imap_write_seq_range(msg, &uids);
+			str_append_c(msg, ' ');
+			imap_write_seq_range(msg, &changes.saved_uids);
+			str_append(msg, "] ");
+		}
+		pool_unref(&changes.pool);
+		ret = 1;
+	}
+	mailbox_free(&box);
+	mailbox_free(&destbox);
+	if (ret <= 0)
+		return TRUE;
+	if (!move) {
+		client_send_tagline(cmd, t_strdup_printf("OK %sCopy completed.",
+							 str_c(msg)));
+		return TRUE;
+	}
+	/* the server tells this connection of the expunges */
+	if (str_len(msg) > 0) {
+		client_send_line(client, t_strdup_printf(
+			"* OK %sMoved UIDs.", str_c(msg)));
+	}
+	t_array_init(&untagged, 16);
+	if (relay_conn_command(conn, "NOOP", &untagged, &reply, &error) < 0) {
+		relay_command_failed(cmd, conn, RELAY_KIND_OTHER, error);
+		return TRUE;
+	}
+	array_foreach(&untagged, linep)
+		client_send_line(client, *linep);
+	client_send_tagline(cmd, "OK Move completed.");
+	return TRUE;
+}
+
+/* The rest of a "* STATUS name (...)" line after the name (an atom or
+   a quoted string, as servers send mailbox names without 8-bit
+   characters), or NULL. */
+static const char *relay_status_rest(const char *line)
+{
+	const char *p = line + strlen("* STATUS ");
+
+	if (*p == '"') {
+		for (p++; *p != '"'; p++) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '\0')
+				return NULL;
+		}
+		p++;
+	} else {
+		if (*p == '{')
+			return NULL;
+		p = strchr(p, ' ');
+		if (p == NULL)
+			return NULL;
+	}
+	return *p == ' ' ? p : NULL;
+}
+
+/* STATUS of a remote mailbox of a session that passes commands through:
+   on the connection SELECT uses (or would), its reply under the client's
+   name for the mailbox. */
+static bool cmd_relay_status(struct client_command_context *cmd)
+{
+	struct client *client = cmd->client;
+	struct relay_client *rclient;
+	struct relay_conn *conn;
+	struct mail_namespace *ns;
+	struct referral_proxy_route route;
+	ARRAY_TYPE(const_string) untagged;
+	const struct imap_arg *args;
+	const char *mailbox, *vname, *items, *error, *reply, *rest;
+	const char *const *linep;
+	string_t *str;
+
+	if (!client_read_args(cmd, 0, 0, &args))
+		return FALSE;
+	if (!imap_arg_get_astring(&args[0], &mailbox) ||
+	    args[1].type != IMAP_ARG_LIST || !IMAP_ARG_IS_EOL(&args[2]))
+		return relay_cmd_dovecot(cmd);
+	vname = mailbox;
+	ns = client_find_namespace_full(client, &vname, &error);
+	if (ns == NULL || mailbox_referrals_proxy_route(ns, vname, &route) <= 0)
+		return relay_cmd_dovecot(cmd);
+	items = relay_args_to_str(&args[1], FALSE);
+	if (items == NULL)
+		return relay_cmd_dovecot(cmd);
+	rclient = relay_client_get(client);
+	conn = relay_conn_get(rclient, ns, &route, &error);
+	if (conn == NULL) {
+		client_send_tagline(cmd, t_strdup_printf(
+			"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s", error));
+		return TRUE;
+	}
+	str = t_str_new(128);
+	str_append(str, "STATUS ");
+	imap_append_astring(str, route.remote_name);
+	str_append_c(str, ' ');
+	str_append(str, items);
+	t_array_init(&untagged, 4);
+	if (relay_conn_command(conn, str_c(str), &untagged, &reply,
+			       &error) < 0) {
+		relay_command_failed(cmd, conn, RELAY_KIND_OTHER, error);
+		return TRUE;
+	}
+	array_foreach(&untagged, linep) {
+		if (str_begins(*linep, "* STATUS ") &&
+		    (rest = relay_status_rest(*linep)) != NULL) {
+			str_truncate(str, 0);
+			str_append(str, "* STATUS ");
+			imap_append_astring(str, mailbox);
+			str_append(str, rest);
+			client_send_line(client, str_c(str));
+		} else if (conn == rclient->selected &&
+			   str_begins(*linep, "* ")) {
+			/* news of the selected mailbox */
+			client_send_line(client, *linep);
+		}
+	}
+	client_send_tagline(cmd, relay_tagged_text(conn, reply));
+	return TRUE;
+}
+
+/* Before a command: TRUE if it is passed through (cmd->func replaced). */
+bool imap_referral_relay_command_pre(struct client_command_context *cmd)
+{
+	struct relay_client *rclient = RELAY_CLIENT_CONTEXT(cmd->client);
+	const char *name;
+
+	if (strcasecmp(cmd->name, "SELECT") == 0 ||
+	    strcasecmp(cmd->name, "EXAMINE") == 0) {
+		if (!mailbox_referrals_user_may_pass_through(cmd->client->user))
+			return FALSE;
+		cmd->func = cmd_relay_select;
+		return TRUE;
+	}
+	if (strcasecmp(cmd->name, "STATUS") == 0) {
+		if (!mailbox_referrals_user_may_pass_through(cmd->client->user))
+			return FALSE;
+		cmd->func = cmd_relay_status;
+		return TRUE;
+	}
+	if (rclient == NULL || (rclient->selected == NULL && !rclient->lost))
+		return FALSE;
+	name = cmd->uid && strncasecmp(cmd->name, "UID ", 4) == 0 ?
+		cmd->name + 4 : cmd->name;
+	if (!str_array_icase_find(relay_selected_commands, name))
+		return FALSE;
+	if (cmd->uid && strcasecmp(name, "CLOSE") == 0)
+		return FALSE;
+	cmd->func = cmd_relay_selected;
+	return TRUE;
+}
