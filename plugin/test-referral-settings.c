@@ -228,7 +228,7 @@ static void test_referral_proxy_settings_values(void)
 		"proxy", "unaware", "proxy_master_user", "mbref-proxy",
 		"proxy_password", "s3cret", "proxy_ssl", "imaps",
 		"proxy_ssl_verify", "no", "proxy_timeout", "5s",
-		"proxy_features", "modseq", NULL
+		"proxy_features", "modseq", "proxy_passthrough", "no", NULL
 	};
 	static const char *all[] = {
 		"proxy", "all", "proxy_ssl", "starttls",
@@ -246,8 +246,10 @@ static void test_referral_proxy_settings_values(void)
 	test_assert(!set->ssl_verify);
 	test_assert(set->timeout_msecs == 5000);
 	test_assert_strcmp(set->features, "modseq");
+	test_assert(!set->passthrough);
 	test_assert(test_proxy_parse(all, &set, &error) == 0);
 	test_assert(set->policy == REFERRAL_PROXY_ALL);
+	test_assert(set->passthrough);
 	test_assert_strcmp(set->ssl, "starttls");
 	test_assert(set->timeout_msecs == 1000);
 	test_end();
@@ -268,6 +270,9 @@ static void test_referral_proxy_settings_invalid(void)
 		{ { "proxy_ssl_verify", "maybe", NULL },
 		  "mailbox_referrals_proxy_ssl_verify: Invalid boolean "
 		  "'maybe' (expected yes or no)" },
+		{ { "proxy_passthrough", "sometimes", NULL },
+		  "mailbox_referrals_proxy_passthrough: Invalid boolean "
+		  "'sometimes' (expected yes or no)" },
 		{ { "proxy_timeout", "500ms", NULL },
 		  "mailbox_referrals_proxy_timeout: must be at least 1s" },
 	};

@@ -886,6 +886,82 @@ def test_idle_sees_message_appended_on_remote():
         expect_eq(len(search_result(r)), 1, "the new message's UID")
 
 
+def test_passthrough_large_messages_as_on_remote():
+    """Messages larger than the relay's buffers (256 KB reads, 128 KB of
+    client output before it waits for the client to read) reach the
+    client byte for byte as X sends them: literals split across reads and
+    the wait for the client's output."""
+    e = env()
+    line = "Quarterly figures, line %06d, " + "x" * 60 + "\r\n"
+    bodies = ["".join(line % (i * 100000 + j) for j in range(4000))
+              for i in range(3)]
+    uids = []
+    with e.direct("x") as d:
+        for i, body in enumerate(bodies):
+            r = d.append("Public/Orders", message("Large %d" % i, body))
+            expect_ok(r, "APPEND a large message to Public/Orders on x")
+            uids.append(int(re.search(r"\[APPENDUID \d+ (\d+)\]",
+                                      r.text).group(1)))
+    rp = expect_same("UID FETCH %d:%d (BODY.PEEK[] RFC822.SIZE)"
+                     % (uids[0], uids[-1]), "Public/Orders", "x")
+    text = "\n".join(rp.untagged)
+    expect(len(text) > 3 * 300000, "%d bytes in the FETCH reply" % len(text))
+    for body in bodies:
+        expect(body[-200:] in text, "a message's end in the reply")
+
+
+def test_passthrough_idle_ended_without_done():
+    """A client that ends IDLE with something else than DONE gets BAD, as
+    from imap's own IDLE, and the session goes on in the mailbox."""
+    e = env()
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT Public/Orders")
+        p.send_raw("i2 IDLE\r\n")
+        line = p.read_line()
+        expect(line.startswith("+ "), "IDLE: expected '+', got %r" % line)
+        p.send_raw("STOP\r\n")
+        while True:
+            line = p.read_line()
+            if line.startswith("i2 "):
+                break
+        expect_eq(strip_timing(line), "i2 BAD Expected DONE", "IDLE "
+                  "ended without DONE")
+        expect_ok(p.command("FETCH 1 (UID)"), "FETCH after the IDLE")
+        expect_usable(p)
+
+
+def test_storage_design_without_passthrough():
+    """mailbox_referrals_proxy_passthrough = no: the same session works
+    through the proxy's imapc storage (README, "How it works"); X's
+    replies are the same."""
+    e = env()
+    want = status("x", "Public/Sales")
+    port = free_port()
+    settings = plugin_settings(e.ldap, e.addr(port))
+    settings.update(proxy_settings(timeout="%ds" % PROXY_TIMEOUT_SECS))
+    settings["mailbox_referrals_proxy_passthrough"] = "no"
+    d = Dovecot("proxy-storage", port=port, plugin_settings=settings)
+    try:
+        d.start()
+        with ImapClient(d.port) as c:
+            expect_ok(c.login(USER, PASSWORD), "LOGIN")
+            r = c.command("EXAMINE Public/Sales")
+            expect_tagged(r, "OK [READ-ONLY] Examine completed",
+                          "EXAMINE Public/Sales without passthrough")
+            expect_eq(select_codes(r.untagged)["UIDVALIDITY"],
+                      want["UIDVALIDITY"], "UIDVALIDITY")
+            rp = c.command("FETCH 1:* (UID RFC822.SIZE)")
+            expect_ok(rp, "FETCH without passthrough")
+            with e.direct("x") as x:
+                expect_ok(x.command("EXAMINE Public/Sales"), "EXAMINE on x")
+                rd = x.command("FETCH 1:* (UID RFC822.SIZE)")
+            expect_eq(rp.untagged, rd.untagged, "FETCH without passthrough "
+                      "vs on x")
+            expect_usable(c)
+    finally:
+        stop_servers(d)
+
+
 def test_append_returns_remote_uids():
     e = env()
     before = status("x", "Public/Orders")
