@@ -180,10 +180,10 @@ def replay_seconds(reply):
 # --------------------------------------------------------------- callgrind
 class Callgrind:
     """The imap wrapper and the out files of one Dovecot instance: every
-    imap process runs under callgrind, which dumps its counts when a NOOP
-    starts and at exit."""
+    imap process runs under callgrind, which dumps its counts when the
+    function marker (imap's cmd_noop by default) starts and at exit."""
 
-    def __init__(self, name, generator):
+    def __init__(self, name, generator, marker="cmd_noop"):
         self.dir = tempfile.mkdtemp(prefix="mbref-callgrind-%s-" % name)
         # callgrind writes its dumps after the imap process has become
         # the mail user
@@ -201,10 +201,11 @@ out={dir}/callgrind.$$
 chmod 0666 "$out"
 exec {valgrind} --tool=callgrind --vgdb=no \\
   --log-file={dir}/valgrind.%p.log \\
-  --dump-before=cmd_noop \\
+  --dump-before={marker} \\
   --callgrind-out-file={dir}/callgrind.%p \\
   {imap} "$@"
 """.format(generator=generator, dir=self.dir, valgrind=VALGRIND,
+           marker=marker,
            imap=IMAP_BINARY))
         os.chmod(self.wrapper, 0o755)
         self.seen = set()
@@ -237,7 +238,7 @@ exec {valgrind} --tool=callgrind --vgdb=no \\
     def session_parts(self, timeout):
         """Wait for the one imap process that ran since the last call to
         have exited and written its final file; return the Ir of its
-        parts in order (dumps at each NOOP, then program termination)."""
+        parts in order (dumps at each marker, then program termination)."""
         deadline = time.monotonic() + timeout
         while True:
             done = self._finished()
