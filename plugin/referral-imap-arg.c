@@ -10,6 +10,13 @@
 /* Write a client's argument for the remote server: as the client sent
    it, but a literal (or a string that can only be one) as a
    non-synchronizing literal: commands are sent in one go. */
+bool referral_imap_arg_closes_section(const struct imap_arg *arg)
+{
+	/* imap's parser splits BODY[HEADER.FIELDS (A B)] into an atom,
+	   a list and the atom "]": the client wrote no space before it */
+	return arg->type == IMAP_ARG_ATOM && imap_arg_as_astring(arg)[0] == ']';
+}
+
 bool referral_imap_write_arg(string_t *dest, const struct imap_arg *arg,
 			 bool literal_plus)
 {
@@ -21,7 +28,7 @@ bool referral_imap_write_arg(string_t *dest, const struct imap_arg *arg,
 	case IMAP_ARG_LIST:
 		str_append_c(dest, '(');
 		for (list = imap_arg_as_list(arg); !IMAP_ARG_IS_EOL(list); list++) {
-			if (!first)
+			if (!first && !referral_imap_arg_closes_section(list))
 				str_append_c(dest, ' ');
 			first = FALSE;
 			if (!referral_imap_write_arg(dest, list, literal_plus))

@@ -14,5 +14,9 @@ struct imap_arg;
    this file's object. */
 bool referral_imap_write_arg(string_t *dest, const struct imap_arg *arg,
 			     bool literal_plus);
+/* Returns TRUE if arg is the "]..." atom that ends a section whose
+   field list imap's parser read as a list: it follows the list without
+   a space. */
+bool referral_imap_arg_closes_section(const struct imap_arg *arg);
 
 #endif
