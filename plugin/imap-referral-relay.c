@@ -136,6 +136,9 @@ static const char *const relay_selected_commands[] = {
 };
 
 static void relay_conn_destroy(struct relay_conn **_conn);
+static void relay_exchange_clear(struct relay_client *rclient);
+static bool relay_line_literal(const unsigned char *data, size_t size,
+			       uoff_t *size_r);
 static void relay_conn_input(struct relay_client *rclient);
 static void relay_conn_timeout(struct relay_client *rclient);
 
@@ -145,7 +148,12 @@ static void relay_client_destroy(struct client *client, const char *reason)
 {
 	struct relay_client *rclient = RELAY_CLIENT_CONTEXT(client);
 
-	/* the commands were cancelled (relay_cmd_continue()) */
+	/* This runs before imap cancels the client's commands: an exchange
+	   under way ends here (its connection is in the middle of a reply,
+	   and goes), and imap's cancel of the command finds it over
+	   (relay_cmd_continue()). */
+	if (rclient->exch_active)
+		relay_exchange_clear(rclient);
 	while (array_count(&rclient->conns) > 0) {
 		struct relay_conn *conn =
 			array_idx_elem(&rclient->conns, 0);
@@ -229,28 +237,26 @@ static void relay_wait_timeout(struct relay_wait *wait)
 	io_loop_stop(wait->ioloop);
 }
 
-/* Read the next line of conn's server, waiting up to its timeout.
-   Returns the line (without CRLF), or NULL with error_r. */
-static const char *
-relay_conn_read_line(struct relay_conn *conn, const char **error_r)
+/* Read more of conn's server's output, waiting up to its timeout.
+   Returns 0, or -1 with error_r. */
+static int relay_conn_read_more(struct relay_conn *conn, const char **error_r)
 {
 	struct ioloop *prev_ioloop = current_ioloop;
 	struct relay_wait wait;
 	struct io *io;
 	struct timeout *to;
-	const char *line;
 	ssize_t ret;
 
-	while ((line = i_stream_next_line(conn->input)) == NULL) {
+	for (;;) {
 		ret = i_stream_read(conn->input);
 		if (ret > 0)
-			continue;
+			return 0;
 		if (ret < 0) {
 			*error_r = ret == -2 ? "Reply line too long" :
 				conn->input->stream_errno == 0 ?
 				"Connection closed" :
 				i_stream_get_error(conn->input);
-			return NULL;
+			return -1;
 		}
 		i_zero(&wait);
 		wait.ioloop = io_loop_create();
@@ -266,10 +272,45 @@ relay_conn_read_line(struct relay_conn *conn, const char **error_r)
 		io_loop_destroy(&wait.ioloop);
 		if (wait.timed_out) {
 			*error_r = relay_timeout_error(conn->timeout_msecs);
-			return NULL;
+			return -1;
 		}
 	}
+}
+
+/* Read the next line of conn's server, waiting up to its timeout.
+   Returns the line (without CRLF), or NULL with error_r. */
+static const char *
+relay_conn_read_line(struct relay_conn *conn, const char **error_r)
+{
+	const char *line;
+
+	while ((line = i_stream_next_line(conn->input)) == NULL) {
+		if (relay_conn_read_more(conn, error_r) < 0)
+			return NULL;
+	}
 	return line;
+}
+
+/* Skip size bytes of conn's server's output (a literal). Returns 0, or -1
+   with error_r. */
+static int relay_conn_skip(struct relay_conn *conn, uoff_t size,
+			   const char **error_r)
+{
+	size_t avail;
+
+	while (size > 0) {
+		(void)i_stream_get_data(conn->input, &avail);
+		if (avail == 0) {
+			if (relay_conn_read_more(conn, error_r) < 0)
+				return -1;
+			continue;
+		}
+		if (avail > size)
+			avail = size;
+		i_stream_skip(conn->input, avail);
+		size -= avail;
+	}
+	return 0;
 }
 
 /* Send line (an internal command, tagged by us) and read the reply up to
@@ -284,6 +325,7 @@ relay_conn_command(struct relay_conn *conn, const char *line,
 	const char *tag = t_strdup_printf("M%u", ++conn->internal_tag);
 	const char *reply;
 	size_t tag_len = strlen(tag);
+	uoff_t literal_size;
 
 	o_stream_nsend_str(conn->output, t_strconcat(tag, " ", line, "\r\n",
 						     NULL));
@@ -304,6 +346,22 @@ relay_conn_command(struct relay_conn *conn, const char *line,
 			*error_r = t_strdup_printf("Server said: %s",
 						   str_sanitize(reply, 256));
 			return -1;
+		}
+		if (relay_line_literal((const unsigned char *)reply,
+				       strlen(reply), &literal_size)) {
+			/* a response with a literal (none is expected here):
+			   skipped whole, its lines are not one response each */
+			do {
+				if (relay_conn_skip(conn, literal_size,
+						    error_r) < 0)
+					return -1;
+				reply = relay_conn_read_line(conn, error_r);
+				if (reply == NULL)
+					return -1;
+			} while (relay_line_literal((const unsigned char *)reply,
+						    strlen(reply),
+						    &literal_size));
+			continue;
 		}
 		if (untagged != NULL) {
 			reply = t_strdup(reply);
@@ -377,6 +435,7 @@ relay_conn_login(struct relay_conn *conn,
 	if (relay_conn_has_capability(conn, "SASL-IR")) {
 		line = t_strconcat("AUTHENTICATE PLAIN ", str_c(b64), NULL);
 		ret = relay_conn_command(conn, line, NULL, &reply, error_r);
+		safe_memset((char *)line, 0, strlen(line));
 	} else {
 		/* the continuation "+" comes first */
 		const char *tag = t_strdup_printf("M%u", ++conn->internal_tag);
@@ -384,15 +443,17 @@ relay_conn_login(struct relay_conn *conn,
 		o_stream_nsend_str(conn->output, t_strconcat(
 			tag, " AUTHENTICATE PLAIN\r\n", NULL));
 		line = relay_conn_read_line(conn, error_r);
-		if (line == NULL)
-			return -1;
-		if (line[0] != '+') {
-			*error_r = t_strdup_printf("Login failed: %s",
-						   str_sanitize(line, 256));
+		if (line == NULL || line[0] != '+') {
+			if (line != NULL) {
+				*error_r = t_strdup_printf("Login failed: %s",
+					str_sanitize(line, 256));
+			}
+			safe_memset(str_c_modifiable(plain), 0, str_len(plain));
+			safe_memset(str_c_modifiable(b64), 0, str_len(b64));
 			return -1;
 		}
-		o_stream_nsend_str(conn->output, t_strconcat(
-			str_c(b64), "\r\n", NULL));
+		o_stream_nsend(conn->output, str_data(b64), str_len(b64));
+		o_stream_nsend(conn->output, "\r\n", 2);
 		ret = 0;
 		for (;;) {
 			line = relay_conn_read_line(conn, error_r);
@@ -515,6 +576,28 @@ relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
 	return NULL;
 }
 
+/* Returns TRUE if the server closed conn between commands (it says
+   "* BYE ...", then closes it). */
+static bool relay_conn_is_closed(struct relay_conn *conn)
+{
+	const unsigned char *data, *p;
+	size_t size;
+	ssize_t ret;
+
+	while ((ret = i_stream_read(conn->input)) > 0) ;
+	if (ret == -1)
+		return TRUE;
+	data = i_stream_get_data(conn->input, &size);
+	for (p = data; p != NULL && (size_t)(p - data) + 5 <= size; ) {
+		if (memcmp(p, "* BYE", 5) == 0)
+			return TRUE;
+		p = memchr(p, '\n', size - (p - data));
+		if (p != NULL)
+			p++;
+	}
+	return FALSE;
+}
+
 /* The session's connection to the first of route's servers that can be
    reached for ns, created if needed; NULL with error_r (for the client)
    if none can. */
@@ -539,8 +622,14 @@ relay_conn_get(struct relay_client *rclient, struct mail_namespace *ns,
 		if (conn != NULL) {
 			/* a server that closed the connection meanwhile (its
 			   idle timeout, a restart) is connected again */
-			if (i_stream_read(conn->input) != -1)
+			if (!relay_conn_is_closed(conn))
 				return conn;
+			if (conn == rclient->selected) {
+				/* its selected mailbox is gone with it */
+				rclient->lost = TRUE;
+				i_free(rclient->lost_server);
+				rclient->lost_server = i_strdup(conn->server);
+			}
 			relay_conn_destroy(&conn);
 		}
 		conn = relay_conn_create(rclient, ns, route, server, &error);
@@ -569,7 +658,8 @@ relay_conn_get(struct relay_client *rclient, struct mail_namespace *ns,
 static int relay_conn_sync_features(struct relay_conn *conn,
 				    const char **error_r)
 {
-	const char *const *features, *reply;
+	const char *const *features, *reply, *const *linep;
+	ARRAY_TYPE(const_string) untagged;
 	string_t *missing = t_str_new(64);
 
 	features = client_enabled_features(conn->rclient->client);
@@ -586,9 +676,20 @@ static int relay_conn_sync_features(struct relay_conn *conn,
 	}
 	if (str_len(missing) == 0 || !relay_conn_has_capability(conn, "ENABLE"))
 		return 0;
-	return relay_conn_command(conn, t_strconcat("ENABLE", str_c(missing),
-						    NULL),
-				  NULL, &reply, error_r);
+	t_array_init(&untagged, 4);
+	if (relay_conn_command(conn, t_strconcat("ENABLE", str_c(missing),
+						 NULL),
+			       &untagged, &reply, error_r) < 0)
+		return -1;
+	/* what enabling says about the selected mailbox (CONDSTORE's
+	   HIGHESTMODSEQ) is the client's */
+	if (conn == conn->rclient->selected) {
+		array_foreach(&untagged, linep) {
+			if (!str_begins(*linep, "* ENABLED"))
+				client_send_line(conn->rclient->client, *linep);
+		}
+	}
+	return 0;
 }
 
 /* Exchanges: a client's command on the server */
@@ -725,7 +826,12 @@ static void relay_idle_client_input(struct relay_client *rclient)
 		client_disconnect(client, NULL);
 		return;
 	}
-	line = i_stream_next_line(client->input);
+	while ((line = i_stream_next_line(client->input)) != NULL) {
+		/* the rest of the IDLE command's own line */
+		if (!client->input_skip_line)
+			break;
+		client->input_skip_line = FALSE;
+	}
 	if (line == NULL && ret == -2) {
 		/* a long line that is not DONE */
 		client->input_skip_line = TRUE;
@@ -771,19 +877,79 @@ static bool relay_line_literal(const unsigned char *data, size_t size,
 	return str_to_uoff(t_strndup(data + i, size - 1 - i), size_r) == 0;
 }
 
+/* A line of the server at a line start that the relay handles itself
+   (the tagged reply, BYE, a continuation, a CLOSED it drops). Returns 1
+   if the line is to be copied after all, 0 if it was consumed and the
+   copy goes on, -1 if the exchange is over. */
+static int relay_exchange_special_line(struct relay_client *rclient,
+				       const unsigned char *data, size_t end,
+				       size_t line_len)
+{
+	struct relay_exchange *exch = &rclient->exch;
+	struct relay_conn *conn = exch->conn;
+	struct client *client = rclient->client;
+
+	if (relay_line_is_tagged(exch, data, end)) {
+		const char *text = t_strndup(data + strlen(exch->tag) + 1,
+					     end - strlen(exch->tag) - 1);
+
+		i_stream_skip(conn->input, line_len);
+		relay_exchange_finish(rclient, text);
+		return -1;
+	}
+	if (end >= 5 && memcmp(data, "* BYE", 5) == 0) {
+		relay_exchange_failed(rclient, t_strdup_printf(
+			"Server said: %s", t_strndup(data, end)));
+		return -1;
+	}
+	if (data[0] == '+') {
+		if (exch->kind != RELAY_KIND_IDLE || exch->idling) {
+			relay_exchange_failed(rclient, "Unexpected continuation");
+			return -1;
+		}
+		/* IDLE started: the client's DONE is read here, and the
+		   server may be silent */
+		exch->idling = TRUE;
+		timeout_remove(&conn->to);
+		io_remove(&client->io);
+		client->io = io_add_istream(client->input,
+					    relay_idle_client_input, rclient);
+		/* a DONE may have been read already (sent with the IDLE) */
+		i_stream_set_input_pending(client->input, TRUE);
+		return 1;
+	}
+	if (exch->drop_closed && end >= 13 &&
+	    memcmp(data, "* OK [CLOSED]", 13) == 0) {
+		i_stream_skip(conn->input, line_len);
+		return 0;
+	}
+	return 1;
+}
+
+/* Is the line at data one the relay handles itself? (The common lines,
+   "* N FETCH" and the like, are not: one test each.) */
+static bool relay_line_is_special(const unsigned char *data, size_t end)
+{
+	if (data[0] == '*')
+		return end >= 5 && (data[2] == 'B' || data[2] == 'O');
+	return TRUE;
+}
+
 /* Copy the server's reply to the client until its tagged line, the
-   client's buffer is full, or the server has sent nothing more. Returns
-   TRUE when the exchange is over (the client got its tagged line, or was
-   disconnected). */
+   client's buffer is full, or the server has sent nothing more. What the
+   read buffer holds is copied in one write: whole lines and literals
+   (a literal's bytes are not looked at). Returns TRUE when the exchange
+   is over (the client got its tagged line, or was disconnected). */
 static bool relay_exchange_pump(struct relay_client *rclient)
 {
 	struct relay_exchange *exch = &rclient->exch;
 	struct relay_conn *conn = exch->conn;
 	struct client *client = rclient->client;
 	const unsigned char *data, *lf;
-	size_t size, line_len, end;
+	size_t size, pos, line_len, end, n;
 	uoff_t literal_size;
 	ssize_t ret;
+	int special;
 
 	/* the server has the timeout to reply, except while the client
 	   idles or does not read */
@@ -799,20 +965,50 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 			io_remove(&conn->io);
 			timeout_remove(&conn->to);
 			exch->cmd->state = CLIENT_COMMAND_STATE_WAIT_OUTPUT;
-			o_stream_set_flush_pending(client->output, TRUE);
+			/* (and the deadline for a client that does not read) */
+			(void)client_handle_unfinished_cmd(exch->cmd);
 			return FALSE;
 		}
 		data = i_stream_get_data(conn->input, &size);
-		if (size > 0 && exch->literal_left > 0) {
-			if (size > exch->literal_left)
-				size = exch->literal_left;
-			o_stream_nsend(client->output, data, size);
-			i_stream_skip(conn->input, size);
-			exch->literal_left -= size;
-			continue;
+		pos = 0;
+		while (pos < size) {
+			if (exch->literal_left > 0) {
+				n = I_MIN(size - pos, exch->literal_left);
+				pos += n;
+				exch->literal_left -= n;
+				continue;
+			}
+			lf = memchr(data + pos, '\n', size - pos);
+			if (lf == NULL)
+				break;
+			line_len = lf - (data + pos) + 1;
+			end = line_len - 1;
+			if (end > 0 && data[pos + end - 1] == '\r')
+				end--;
+			if (!exch->mid_line && (end == 0 ||
+			    relay_line_is_special(data + pos, end))) {
+				/* what comes before it goes first */
+				if (pos > 0) {
+					o_stream_nsend(client->output, data, pos);
+					i_stream_skip(conn->input, pos);
+				}
+				special = end == 0 ? 1 :
+					relay_exchange_special_line(rclient,
+						data + pos, end, line_len);
+				if (special < 0)
+					return TRUE;
+				data = i_stream_get_data(conn->input, &size);
+				pos = 0;
+				if (special == 0)
+					continue;
+			}
+			exch->mid_line = FALSE;
+			if (relay_line_literal(data + pos, end, &literal_size))
+				exch->literal_left = literal_size;
+			pos += line_len;
 		}
-		lf = size == 0 ? NULL : memchr(data, '\n', size);
-		if (lf == NULL && size >= RELAY_INPUT_MAX_SIZE) {
+		if (pos == 0 && size >= RELAY_INPUT_MAX_SIZE &&
+		    exch->literal_left == 0) {
 			/* a long line: copy all but its tail */
 			if (!exch->mid_line &&
 			    relay_line_is_tagged(exch, data, size)) {
@@ -821,77 +1017,36 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 				return TRUE;
 			}
 			exch->mid_line = TRUE;
-			o_stream_nsend(client->output, data,
-				       size - RELAY_LINE_TAIL);
-			i_stream_skip(conn->input, size - RELAY_LINE_TAIL);
+			pos = size - RELAY_LINE_TAIL;
+		}
+		if (pos > 0) {
+			o_stream_nsend(client->output, data, pos);
+			i_stream_skip(conn->input, pos);
+			if (exch->idling) {
+				/* the server's news keep an idling client
+				   alive, as imap's own IDLE keepalives do */
+				timeout_reset(client->to_idle);
+			}
 			continue;
 		}
-		if (lf == NULL) {
-			ret = i_stream_read(conn->input);
-			if (ret > 0) {
-				if (conn->to != NULL)
-					timeout_reset(conn->to);
-				continue;
-			}
-			if (ret == 0) {
-				exch->cmd->state =
-					CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
-				if (conn->io == NULL) {
-					conn->io = io_add_istream(conn->input,
-						relay_conn_input, rclient);
-				}
-				return FALSE;
-			}
-			relay_exchange_failed(rclient,
-				conn->input->stream_errno == 0 ?
-				"Connection closed" :
-				i_stream_get_error(conn->input));
-			return TRUE;
+		ret = i_stream_read(conn->input);
+		if (ret > 0) {
+			if (conn->to != NULL)
+				timeout_reset(conn->to);
+			continue;
 		}
-		line_len = lf - data + 1;
-		end = line_len - 1;
-		if (end > 0 && data[end-1] == '\r')
-			end--;
-		if (!exch->mid_line) {
-			if (relay_line_is_tagged(exch, data, size)) {
-				const char *text = t_strndup(
-					data + strlen(exch->tag) + 1,
-					end - strlen(exch->tag) - 1);
-
-				i_stream_skip(conn->input, line_len);
-				relay_exchange_finish(rclient, text);
-				return TRUE;
+		if (ret == 0) {
+			exch->cmd->state = CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
+			if (conn->io == NULL) {
+				conn->io = io_add_istream(conn->input,
+					relay_conn_input, rclient);
 			}
-			if (end >= 5 && memcmp(data, "* BYE", 5) == 0) {
-				relay_exchange_failed(rclient, t_strdup_printf(
-					"Server said: %s", t_strndup(data, end)));
-				return TRUE;
-			}
-			if (data[0] == '+') {
-				if (exch->kind != RELAY_KIND_IDLE ||
-				    exch->idling) {
-					relay_exchange_failed(rclient,
-						"Unexpected continuation");
-					return TRUE;
-				}
-				/* IDLE started: the client's DONE is read
-				   here, and the server may be silent */
-				exch->idling = TRUE;
-				timeout_remove(&conn->to);
-				io_remove(&client->io);
-				client->io = io_add_istream(client->input,
-					relay_idle_client_input, rclient);
-			} else if (exch->drop_closed && end >= 13 &&
-				   memcmp(data, "* OK [CLOSED]", 13) == 0) {
-				i_stream_skip(conn->input, line_len);
-				continue;
-			}
+			return FALSE;
 		}
-		o_stream_nsend(client->output, data, line_len);
-		exch->mid_line = FALSE;
-		if (relay_line_literal(data, end, &literal_size))
-			exch->literal_left = literal_size;
-		i_stream_skip(conn->input, line_len);
+		relay_exchange_failed(rclient,
+			conn->input->stream_errno == 0 ? "Connection closed" :
+			i_stream_get_error(conn->input));
+		return TRUE;
 	}
 }
 
@@ -902,13 +1057,12 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 static bool relay_exchange_run(struct relay_client *rclient,
 			       bool from_command)
 {
-	struct client *client = rclient->client;
 	struct client_command_context *cmd = rclient->exch.cmd;
 	bool done;
 
-	o_stream_cork(client->output);
+	/* not corked: a block of the reply is written at once, without
+	   first being copied into the output buffer */
 	done = relay_exchange_pump(rclient);
-	o_stream_uncork(client->output);
 	if (done && !from_command) {
 		cmd->state = CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
 		client_command_free(&cmd);
@@ -938,10 +1092,13 @@ static bool relay_cmd_continue(struct client_command_context *cmd)
 
 	if (cmd->cancel) {
 		/* the client is gone: the server's reply has nowhere to go,
-		   and the connection is in the middle of it */
-		conn = rclient->exch.conn;
-		relay_exchange_clear(rclient);
-		relay_conn_destroy(&conn);
+		   and the connection is in the middle of it (unless the
+		   client's destroy ended the exchange already) */
+		if (rclient->exch_active && rclient->exch.cmd == cmd) {
+			conn = rclient->exch.conn;
+			relay_exchange_clear(rclient);
+			relay_conn_destroy(&conn);
+		}
 		return TRUE;
 	}
 	return relay_exchange_pump(rclient);
@@ -990,7 +1147,7 @@ relay_args_to_str(const struct imap_arg *args, bool literal_plus)
 	string_t *str = t_str_new(128);
 
 	for (; !IMAP_ARG_IS_EOL(args); args++) {
-		if (str_len(str) > 0)
+		if (str_len(str) > 0 && !referral_imap_arg_closes_section(args))
 			str_append_c(str, ' ');
 		if (!referral_imap_write_arg(str, args, literal_plus))
 			return NULL;
@@ -1154,7 +1311,7 @@ static bool cmd_relay_selected(struct client_command_context *cmd)
 			relay_lost_error(rclient->lost_server)));
 		return TRUE;
 	}
-	if (i_stream_read(conn->input) == -1) {
+	if (relay_conn_is_closed(conn)) {
 		/* the server closed the connection between commands */
 		relay_command_failed(cmd, conn, kind, "Connection closed");
 		return TRUE;
@@ -1259,7 +1416,7 @@ relay_copy_other(struct client_command_context *cmd, struct relay_conn *conn,
 	struct mail_search_context *search_ctx;
 	struct mail_save_context *save_ctx;
 	struct mail *mail;
-	ARRAY_TYPE(seq_range) uids;
+	ARRAY_TYPE(seq_range) uids, copied_uids;
 	ARRAY_TYPE(const_string) untagged;
 	const char *reply, *error, *const *linep;
 	string_t *msg;
@@ -1312,7 +1469,10 @@ relay_copy_other(struct client_command_context *cmd, struct relay_conn *conn,
 	mail_search_args_unref(&search_args);
 	ret = 0;
 	errbox = destbox;
+	t_array_init(&copied_uids, array_count(&uids));
 	while (mailbox_search_next(search_ctx, &mail)) {
+		/* (a message expunged meanwhile is not among them) */
+		seq_range_array_add(&copied_uids, mail->uid);
 		save_ctx = mailbox_save_alloc(dest_trans);
 		mailbox_save_copy_flags(save_ctx, mail);
 		if ((move ? mailbox_move(&save_ctx, mail) :
@@ -1340,17 +1500,22 @@ relay_copy_other(struct client_command_context *cmd, struct relay_conn *conn,
 			    /* imapc expunges when it syncs */
 			    mailbox_sync(box, 0) < 0)) {
 		pool_unref(&changes.pool);
+		e_error(client->event, "mailbox-referrals: MOVE from %s: "
+			"copied, but not expunged: %s",
+			str_sanitize(rclient->selected_vname, 256),
+			str_sanitize(mailbox_get_last_internal_error(box, NULL),
+				     256));
 		client_send_tagline(cmd, t_strdup_printf(
 			"NO [SERVERBUG] The messages were copied, but not "
 			"removed from this mailbox: %s",
-			mailbox_get_last_internal_error(box, NULL)));
+			MAIL_ERRSTR_CRITICAL_MSG));
 	} else {
 		if (!move)
 			mailbox_transaction_rollback(&src_trans);
 		if (changes.uid_validity != 0 &&
 		    array_count(&changes.saved_uids) > 0) {
 			str_printfa(msg, "[COPYUID %u ", changes.uid_validity);
-			imap_write_seq_range(msg, &uids);
+			imap_write_seq_range(msg, &copied_uids);
 			str_append_c(msg, ' ');
 			imap_write_seq_range(msg, &changes.saved_uids);
 			str_append(msg, "] ");

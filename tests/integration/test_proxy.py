@@ -930,6 +930,44 @@ def test_passthrough_idle_ended_without_done():
         expect_usable(p)
 
 
+def test_passthrough_idle_with_done_sent_at_once():
+    """IDLE and DONE in one write (the DONE arrives before X's "+" is
+    through): the IDLE ends, as imap's own does."""
+    e = env()
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT Public/Orders")
+        p.send_raw("i3 IDLE\r\nDONE\r\n")
+        lines = []
+        while not lines or not lines[-1].startswith("i3 "):
+            lines.append(p.read_line())
+        expect(lines[0].startswith("+ "), "IDLE: %r" % lines)
+        expect_eq(strip_timing(lines[-1]), "i3 OK Idle completed",
+                  "IDLE ended by a DONE sent with it")
+        expect_usable(p)
+
+
+def test_passthrough_client_gone_mid_command():
+    """A client that disconnects while idling, or in the middle of a large
+    FETCH, ends its session cleanly: no crash on the home server, and the
+    next session reads the mailbox."""
+    e = env()
+    offset = e.home.log_size()
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT Public/Orders")
+        p.send_raw("i4 IDLE\r\n")
+        expect(p.read_line().startswith("+ "), "IDLE's continuation")
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT Public/Orders")
+        # (the large messages of test_passthrough_large_messages_as_on_remote
+        # or not: the reply is cut off wherever it is)
+        p.send_raw("f1 FETCH 1:* (BODY.PEEK[])\r\n")
+        p.read_line()
+    expect_no_crash(e.home, "clients gone mid-command", offset)
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT afterwards")
+        expect_ok(p.command("FETCH 1:* (UID)"), "FETCH afterwards")
+
+
 def test_storage_design_without_passthrough():
     """mailbox_referrals_proxy_passthrough = no: the same session works
     through the proxy's imapc storage (README, "How it works"); X's
