@@ -553,6 +553,10 @@ relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
 	conn->timeout_msecs = route->set->timeout_msecs;
 	conn->fd = fd;
 	conn->input = i_stream_create_fd(fd, RELAY_INPUT_MAX_SIZE);
+	/* the reply is consumed as it is read, so the buffer would stay at
+	   its first size (a few KB): one read syscall per few KB of a large
+	   FETCH */
+	i_stream_set_init_buffer_size(conn->input, RELAY_INPUT_MAX_SIZE);
 	conn->output = o_stream_create_fd(fd, SIZE_MAX);
 	o_stream_set_no_error_handling(conn->output, TRUE);
 	conn->enabled = str_new(default_pool, 32);
