@@ -61,7 +61,7 @@ static void referral_client_created(struct client **clientp)
 	   capability is in its [CAPABILITY ...] code too. The administrator
 	   may have listed it already in imap_capability (to advertise it
 	   before login, see the README): name it once. */
-	if (mailbox_referrals_user_enabled(client->user) &&
+	if (mailbox_referrals_imap_entry_points.user_enabled(client->user) &&
 	    !referral_capability_listed(str_c(client->capability_string),
 					REFERRAL_CAPABILITY))
 		client_add_capability(client, REFERRAL_CAPABILITY);
@@ -76,6 +76,8 @@ static void referral_client_created(struct client **clientp)
    not). The first argument is read here; imap's command reads it again. */
 static bool referral_command_may_pass_through(struct client_command_context *cmd)
 {
+	const struct mailbox_referrals_imap_entry_points *mail =
+		&mailbox_referrals_imap_entry_points;
 	const struct imap_arg *args;
 	const char *name, *error;
 	struct mail_namespace *ns;
@@ -84,16 +86,19 @@ static bool referral_command_may_pass_through(struct client_command_context *cmd
 	    (strcasecmp(cmd->name, "SELECT") != 0 &&
 	     strcasecmp(cmd->name, "EXAMINE") != 0 &&
 	     strcasecmp(cmd->name, "STATUS") != 0) ||
-	    !mailbox_referrals_user_may_pass_through(cmd->client->user))
+	    !mail->user_may_pass_through(cmd->client->user))
 		return FALSE;
 	if (imap_parser_read_args(cmd->parser, 1, 0, &args) < 1) {
 		/* more input is needed (a literal): the core decides */
 		return TRUE;
 	}
-	if (!imap_arg_get_astring(&args[0], &name))
+	/* (the string itself, as imap_arg_get_astring() would return it,
+	   without importing that function: see above) */
+	if (!IMAP_ARG_IS_ASTRING(&args[0]))
 		return FALSE;
+	name = args[0]._data.str;
 	ns = client_find_namespace_full(cmd->client, &name, &error);
-	return ns != NULL && mailbox_referrals_list_enabled(ns->list);
+	return ns != NULL && mail->list_enabled(ns->list);
 }
 
 /* A command in a proxied remote mailbox, or one that may select one:
@@ -110,7 +115,8 @@ static void referral_command_pre(struct client_command_context *cmd)
 		return;
 	}
 	if ((cmd->client->mailbox != NULL &&
-	     mailbox_referrals_proxy_is_remote(cmd->client->mailbox)) ||
+	     mailbox_referrals_imap_entry_points.proxy_is_remote(
+			cmd->client->mailbox)) ||
 	    referral_command_may_pass_through(cmd))
 		imap_referral_core_require()->command_pre(cmd);
 }

@@ -184,6 +184,19 @@ int mailbox_referrals_proxy_route(struct mail_namespace *ns,
 				  const char *vname,
 				  struct referral_proxy_route *route_r);
 
+/* The functions above that the IMAP plugin's module calls at every
+   login or command, in one table: Dovecot loads that module in every
+   session and binds each symbol it imports then (about 1,400
+   instructions each); the table is one. */
+struct mailbox_referrals_imap_entry_points {
+	bool (*user_enabled)(struct mail_user *user);
+	bool (*proxy_is_remote)(struct mailbox *box);
+	bool (*user_may_pass_through)(struct mail_user *user);
+	bool (*list_enabled)(struct mailbox_list *list);
+};
+extern const struct mailbox_referrals_imap_entry_points
+	mailbox_referrals_imap_entry_points;
+
 void mailbox_referrals_plugin_preinit(void);
 void mailbox_referrals_plugin_init(struct module *module);
 void mailbox_referrals_plugin_deinit(void);

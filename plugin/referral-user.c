@@ -377,3 +377,11 @@ void referral_plugin_mailbox_allocated(struct mailbox *box)
 	if (referral_core_get() != NULL)
 		referral_core_get()->mailbox_allocated(box);
 }
+
+const struct mailbox_referrals_imap_entry_points
+mailbox_referrals_imap_entry_points = {
+	.user_enabled = mailbox_referrals_user_enabled,
+	.proxy_is_remote = mailbox_referrals_proxy_is_remote,
+	.user_may_pass_through = mailbox_referrals_user_may_pass_through,
+	.list_enabled = mailbox_referrals_list_enabled,
+};
