@@ -31,6 +31,8 @@
 #include "array.h"
 #include "base64.h"
 #include "safe-memset.h"
+#include "iostream-ssl.h"
+#include "mail-user.h"
 #include "ioloop.h"
 #include "istream.h"
 #include "ostream.h"
@@ -84,6 +86,11 @@ struct relay_conn {
 	int fd;
 	struct istream *input;
 	struct ostream *output;
+	/* TLS (mailbox_referrals_proxy_ssl): the host name the server's
+	   certificate must match, and whether an invalid one is accepted */
+	struct ssl_iostream *ssl_iostream;
+	char *tls_host;
+	bool tls_allow_invalid;
 	struct io *io;
 	struct timeout *to;
 	/* " CAP1 CAP2 ... " (upper case), after login */
@@ -204,9 +211,11 @@ static void relay_conn_destroy(struct relay_conn **_conn)
 		o_stream_nsend_str(conn->output, "L LOGOUT\r\n");
 		(void)o_stream_flush(conn->output);
 	}
+	ssl_iostream_destroy(&conn->ssl_iostream);
 	i_stream_destroy(&conn->input);
 	o_stream_destroy(&conn->output);
 	i_close_fd(&conn->fd);
+	i_free(conn->tls_host);
 	str_free(&conn->enabled);
 	i_free(conn->capabilities);
 	i_free(conn->server);
@@ -237,6 +246,21 @@ static void relay_wait_timeout(struct relay_wait *wait)
 	io_loop_stop(wait->ioloop);
 }
 
+/* Why reading conn failed (ret: i_stream_read()'s -1 or -2). */
+static const char *relay_conn_input_error(struct relay_conn *conn,
+					  ssize_t ret)
+{
+	const char *error;
+
+	if (ret == -2)
+		return "Reply line too long";
+	if (conn->ssl_iostream != NULL &&
+	    (error = ssl_iostream_get_last_error(conn->ssl_iostream)) != NULL)
+		return t_strconcat("TLS: ", error, NULL);
+	return conn->input->stream_errno == 0 ? "Connection closed" :
+		i_stream_get_error(conn->input);
+}
+
 /* Read more of conn's server's output, waiting up to its timeout.
    Returns 0, or -1 with error_r. */
 static int relay_conn_read_more(struct relay_conn *conn, const char **error_r)
@@ -252,10 +276,7 @@ static int relay_conn_read_more(struct relay_conn *conn, const char **error_r)
 		if (ret > 0)
 			return 0;
 		if (ret < 0) {
-			*error_r = ret == -2 ? "Reply line too long" :
-				conn->input->stream_errno == 0 ?
-				"Connection closed" :
-				i_stream_get_error(conn->input);
+			*error_r = relay_conn_input_error(conn, ret);
 			return -1;
 		}
 		i_zero(&wait);
@@ -488,6 +509,109 @@ relay_conn_login(struct relay_conn *conn,
 	return 0;
 }
 
+static int relay_conn_tls_handshaked(const char **error_r, void *context)
+{
+	struct relay_conn *conn = context;
+	const char *error;
+
+	if (ssl_iostream_check_cert_validity(conn->ssl_iostream,
+					     conn->tls_host, &error) == 0 ||
+	    conn->tls_allow_invalid)
+		return 0;
+	*error_r = error;
+	return -1;
+}
+
+/* Put TLS on conn's streams (right after connecting for imaps, after
+   STARTTLS's OK for starttls), verified as imapc verifies its own: the
+   certificate against ssl_client_ca_file / ssl_client_ca_dir and the
+   server's host name from the directory. The handshake goes on as the
+   streams are used. Returns 0, or -1 with error_r. */
+static int relay_conn_start_tls(struct relay_conn *conn,
+				const struct referral_proxy_route *route,
+				const struct referral_proxy_route_server *server,
+				const char **error_r)
+{
+	struct ssl_iostream_settings ssl_set;
+	struct ssl_iostream_context *ssl_ctx;
+	const char *error;
+	size_t len;
+
+	i_zero(&ssl_set);
+	mail_user_init_ssl_client_settings(conn->rclient->client->user,
+					   &ssl_set);
+	if (!route->set->ssl_verify)
+		ssl_set.allow_invalid_cert = TRUE;
+	conn->tls_allow_invalid = ssl_set.allow_invalid_cert;
+	/* an IPv6 literal without its brackets */
+	len = strlen(server->host);
+	conn->tls_host = server->host[0] == '[' && len > 2 ?
+		i_strndup(server->host + 1, len - 2) : i_strdup(server->host);
+	if (ssl_iostream_client_context_cache_get(&ssl_set, &ssl_ctx,
+						  &error) < 0) {
+		*error_r = t_strdup_printf("TLS: Cannot initialize: %s", error);
+		return -1;
+	}
+	if (io_stream_create_ssl_client(ssl_ctx, conn->tls_host, &ssl_set,
+					&conn->input, &conn->output,
+					&conn->ssl_iostream, &error) < 0) {
+		ssl_iostream_context_unref(&ssl_ctx);
+		*error_r = t_strdup_printf("TLS: Cannot initialize: %s", error);
+		return -1;
+	}
+	ssl_iostream_context_unref(&ssl_ctx);
+	i_stream_set_init_buffer_size(conn->input, RELAY_INPUT_MAX_SIZE);
+	ssl_iostream_set_handshake_callback(conn->ssl_iostream,
+					    relay_conn_tls_handshaked, conn);
+	if (ssl_iostream_handshake(conn->ssl_iostream) < 0) {
+		*error_r = t_strdup_printf("TLS: %s",
+			ssl_iostream_get_last_error(conn->ssl_iostream));
+		return -1;
+	}
+	return 0;
+}
+
+/* STARTTLS on conn, whose greeting was read; the capabilities are asked
+   again over TLS. Returns 0, or -1 with error_r. */
+static int relay_conn_starttls(struct relay_conn *conn,
+			       const struct referral_proxy_route *route,
+			       const struct referral_proxy_route_server *server,
+			       const char **error_r)
+{
+	ARRAY_TYPE(const_string) untagged;
+	const char *reply, *const *linep;
+
+	t_array_init(&untagged, 4);
+	if (conn->capabilities == NULL &&
+	    relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
+			       error_r) < 0)
+		return -1;
+	array_foreach(&untagged, linep)
+		(void)relay_conn_set_capabilities(conn, *linep);
+	if (!relay_conn_has_capability(conn, "STARTTLS")) {
+		*error_r = "The server does not offer STARTTLS";
+		return -1;
+	}
+	if (relay_conn_command(conn, "STARTTLS", NULL, &reply, error_r) < 0)
+		return -1;
+	if (!str_begins(reply, "OK")) {
+		*error_r = t_strdup_printf("STARTTLS failed: %s",
+					   str_sanitize(reply, 256));
+		return -1;
+	}
+	if (relay_conn_start_tls(conn, route, server, error_r) < 0)
+		return -1;
+	/* what the server offered before TLS does not count */
+	i_free(conn->capabilities);
+	array_clear(&untagged);
+	if (relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
+			       error_r) < 0)
+		return -1;
+	array_foreach(&untagged, linep)
+		(void)relay_conn_set_capabilities(conn, *linep);
+	return 0;
+}
+
 /* Connect to server and log in; NULL with error_r if either fails. */
 static struct relay_conn *
 relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
@@ -563,7 +687,11 @@ relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
 	str_append_c(conn->enabled, ' ');
 	array_push_back(&rclient->conns, &conn);
 
-	line = relay_conn_read_line(conn, error_r);
+	if (strcmp(route->set->ssl, "imaps") == 0 &&
+	    relay_conn_start_tls(conn, route, server, error_r) < 0)
+		line = NULL;
+	else
+		line = relay_conn_read_line(conn, error_r);
 	if (line == NULL)
 		;
 	else if (!str_begins(line, "* OK")) {
@@ -571,7 +699,9 @@ relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
 					   str_sanitize(line, 256));
 	} else {
 		(void)relay_conn_set_capabilities(conn, line);
-		if (relay_conn_login(conn, route, error_r) == 0)
+		if ((strcmp(route->set->ssl, "starttls") != 0 ||
+		     relay_conn_starttls(conn, route, server, error_r) == 0) &&
+		    relay_conn_login(conn, route, error_r) == 0)
 			return conn;
 	}
 	/* no LOGOUT for a connection that failed */
@@ -1047,9 +1177,7 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 			}
 			return FALSE;
 		}
-		relay_exchange_failed(rclient,
-			conn->input->stream_errno == 0 ? "Connection closed" :
-			i_stream_get_error(conn->input));
+		relay_exchange_failed(rclient, relay_conn_input_error(conn, ret));
 		return TRUE;
 	}
 }

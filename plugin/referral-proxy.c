@@ -999,9 +999,6 @@ int referral_proxy_route(struct mail_namespace *ns, const char *vname,
 	    !referral_proxy_active(ruser) || !ruser->proxy->set->passthrough ||
 	    ruser->proxy->set->password[0] == '\0')
 		return 0;
-	/* TLS to remote servers is imapc's (README, "Known limits") */
-	if (ruser->proxy->set->ssl[0] != '\0')
-		return 0;
 	ret = referral_lookup(ruser, ns->prefix, vname,
 			      mail_namespace_get_sep(ns), &target, &error);
 	if (ret <= 0)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-only (see COPYING)
 """The proxy's connections to remote servers over TLS
 (mailbox_referrals_proxy_ssl = starttls | imaps), verified against
-Dovecot's ssl_client_ca_file.
+Dovecot's ssl_client_ca_file: the passed-through connection of SELECT,
+EXAMINE, FETCH (these tests), and imapc's (test_imapc_connection_over_tls).
 
 Own PKI (test_tls.make_pki: a CA, a server certificate it signs for
 IP:127.0.0.1, and a second CA that signed nothing here), own slapd, one
@@ -135,11 +136,12 @@ def _expect_refused(d, mailbox, port, what):
     c.logout()
     # the log service may write the lines after the reply went out
     def logged(text):
-        return ("Received invalid SSL certificate" in text and
-                "Remote server 127.0.0.1:%d: Login failed" % port in text)
+        return ("Remote server 127.0.0.1:%d: TLS: Received invalid SSL "
+                "certificate: unable to get local issuer certificate" % port
+                in text)
     text = d.wait_log(logged)
-    expect(logged(text), "%s: imapc logs the certificate failure, the "
-           "proxy the server:\n%s" % (what, text))
+    expect(logged(text), "%s: the proxy logs the server and the "
+           "certificate failure:\n%s" % (what, text))
 
 
 def test_starttls_verified():
@@ -163,3 +165,23 @@ def test_imaps_untrusted_certificate_refused():
     port = state["imaps_port"]
     d, mailbox = _home("badcaimaps", "imaps", pki["other_ca"], port)
     _expect_refused(d, mailbox, port, "imaps, wrong CA")
+
+
+def test_imapc_connection_over_tls():
+    """APPEND goes through the proxy's imapc storage, whose connection
+    uses TLS too."""
+    remote = state["remote"]
+    d, mailbox = _home("appendtls", "starttls", pki["ca"], remote.port)
+    before = _tls_logins()
+    c = login(d, "APPEND over STARTTLS")
+    r = c.append(mailbox, message("Appended over TLS", "appended body\n"))
+    expect_ok(r, "APPEND through the proxy over STARTTLS")
+    c.logout()
+    wait_until(lambda: _tls_logins() > before)
+    with ImapClient(remote.port) as rc:
+        expect_ok(rc.login(USER, "secret"), "LOGIN on the remote server")
+        expect_ok(rc.command("EXAMINE " + MAILBOX), "EXAMINE on the remote")
+        r = rc.command('SEARCH SUBJECT "Appended over TLS"')
+        expect(any(l.startswith("* SEARCH ") and len(l.split()) == 3
+                   for l in r.untagged),
+               "the appended message on the remote server: %r" % r.untagged)
