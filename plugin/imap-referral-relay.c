@@ -115,6 +115,11 @@ struct relay_exchange {
 	/* IDLE: the server sent its continuation, the client's DONE was
 	   sent, the client sent something else */
 	bool idling, idle_done_sent, idle_bad;
+	/* the IDLE's reading of the client's input, and the check that it
+	   is still there after imap's own input handling (which removes
+	   the client's io when it sees input it cannot take) */
+	struct io *idle_io;
+	struct timeout *to_idle_io;
 };
 
 struct relay_client {
@@ -129,6 +134,8 @@ struct relay_client {
 	char *lost_server;
 	/* the selected mailbox's name in home_ns (for lib-storage) */
 	char *selected_vname;
+	/* it was selected read-only (EXAMINE, or the server said so) */
+	bool selected_readonly;
 	struct relay_exchange exch;
 	bool exch_active;
 };
@@ -281,7 +288,10 @@ static int relay_conn_read_more(struct relay_conn *conn, const char **error_r)
 		}
 		i_zero(&wait);
 		wait.ioloop = io_loop_create();
+		/* the output too: a command not written whole, or TLS
+		   writing while it reads, goes on in this loop */
 		i_stream_switch_ioloop_to(conn->input, wait.ioloop);
+		o_stream_switch_ioloop_to(conn->output, wait.ioloop);
 		io = io_add_istream(conn->input, relay_wait_stop, &wait);
 		to = timeout_add(conn->timeout_msecs, relay_wait_timeout, &wait);
 		io_loop_run(wait.ioloop);
@@ -289,6 +299,7 @@ static int relay_conn_read_more(struct relay_conn *conn, const char **error_r)
 		timeout_remove(&to);
 		io_loop_set_current(prev_ioloop);
 		i_stream_switch_ioloop_to(conn->input, prev_ioloop);
+		o_stream_switch_ioloop_to(conn->output, prev_ioloop);
 		io_loop_set_current(wait.ioloop);
 		io_loop_destroy(&wait.ioloop);
 		if (wait.timed_out) {
@@ -347,9 +358,14 @@ relay_conn_command(struct relay_conn *conn, const char *line,
 	const char *reply;
 	size_t tag_len = strlen(tag);
 	uoff_t literal_size;
+	string_t *cmdline;
 
-	o_stream_nsend_str(conn->output, t_strconcat(tag, " ", line, "\r\n",
-						     NULL));
+	/* one write; the copy is wiped (a login's credentials) */
+	cmdline = t_str_new(strlen(tag) + strlen(line) + 3);
+	str_printfa(cmdline, "%s %s\r\n", tag, line);
+	o_stream_nsend(conn->output, str_data(cmdline), str_len(cmdline));
+	safe_memset(str_c_modifiable(cmdline), 0, str_len(cmdline));
+	/* (0: the rest is written while the reply is waited for) */
 	if (o_stream_flush(conn->output) < 0) {
 		*error_r = o_stream_get_error(conn->output);
 		return -1;
@@ -806,7 +822,6 @@ static int relay_conn_sync_features(struct relay_conn *conn,
 			continue;
 		str_append_c(missing, ' ');
 		str_append(missing, *features);
-		str_append(conn->enabled, word);
 	}
 	if (str_len(missing) == 0 || !relay_conn_has_capability(conn, "ENABLE"))
 		return 0;
@@ -815,6 +830,11 @@ static int relay_conn_sync_features(struct relay_conn *conn,
 						 NULL),
 			       &untagged, &reply, error_r) < 0)
 		return -1;
+	/* (a server that refuses is asked again before the next command) */
+	if (str_begins(reply, "OK")) {
+		str_append(conn->enabled, str_c(missing) + 1);
+		str_append_c(conn->enabled, ' ');
+	}
 	/* what enabling says about the selected mailbox (CONDSTORE's
 	   HIGHESTMODSEQ) is the client's */
 	if (conn == conn->rclient->selected) {
@@ -837,7 +857,8 @@ static void relay_exchange_clear(struct relay_client *rclient)
 		io_remove(&conn->io);
 		timeout_remove(&conn->to);
 	}
-	if (rclient->exch.kind == RELAY_KIND_IDLE && rclient->exch.idling) {
+	timeout_remove(&rclient->exch.to_idle_io);
+	if (rclient->exch.idle_io != NULL && client->io == rclient->exch.idle_io) {
 		/* imap adds its own input handler back */
 		io_remove(&client->io);
 	}
@@ -926,6 +947,9 @@ static void relay_exchange_finish(struct relay_client *rclient,
 	switch (exch->kind) {
 	case RELAY_KIND_SELECT:
 		rclient->selected = ok ? exch->conn : NULL;
+		rclient->selected_readonly =
+			strcasecmp(cmd->name, "EXAMINE") == 0 ||
+			strstr(text, "[READ-ONLY]") != NULL;
 		break;
 	case RELAY_KIND_DESELECT:
 		if (ok)
@@ -957,6 +981,7 @@ static void relay_idle_client_input(struct relay_client *rclient)
 	if (ret == -1) {
 		/* imap cancels the command (relay_cmd_continue()) */
 		io_remove(&client->io);
+		exch->idle_io = NULL;
 		client_disconnect(client, NULL);
 		return;
 	}
@@ -974,14 +999,57 @@ static void relay_idle_client_input(struct relay_client *rclient)
 	if (line == NULL)
 		return;
 	io_remove(&client->io);
+	exch->idle_io = NULL;
+	timeout_remove(&exch->to_idle_io);
 	exch->idle_bad = strcasecmp(line, "DONE") != 0;
 	exch->idle_done_sent = TRUE;
 	o_stream_nsend_str(exch->conn->output, "DONE\r\n");
 	(void)o_stream_flush(exch->conn->output);
-	/* the server's tagged reply ends the command, within the timeout */
-	if (exch->conn->to == NULL) {
+	/* the server's tagged reply ends the command, within the timeout
+	   (not while the client does not read: relay_exchange_pump()) */
+	if (exch->conn->to == NULL &&
+	    exch->cmd->state != CLIENT_COMMAND_STATE_WAIT_OUTPUT) {
 		exch->conn->to = timeout_add(exch->conn->timeout_msecs,
 					     relay_conn_timeout, rclient);
+	}
+}
+
+/* Read the client's input for the IDLE's DONE. */
+static void relay_idle_io_add(struct relay_client *rclient)
+{
+	struct relay_exchange *exch = &rclient->exch;
+	struct client *client = rclient->client;
+
+	io_remove(&client->io);
+	client->io = io_add_istream(client->input,
+				    relay_idle_client_input, rclient);
+	exch->idle_io = client->io;
+	/* a DONE may have been read already (sent with the IDLE) */
+	i_stream_set_input_pending(client->input, TRUE);
+}
+
+static void relay_idle_io_check(struct relay_client *rclient)
+{
+	struct relay_exchange *exch = &rclient->exch;
+
+	timeout_remove(&exch->to_idle_io);
+	if (rclient->exch_active && exch->idling && !exch->idle_done_sent &&
+	    !rclient->client->disconnected &&
+	    rclient->client->io != exch->idle_io)
+		relay_idle_io_add(rclient);
+}
+
+/* While idling, after imap's own handling of the client's I/O: imap
+   removes (or replaces) the client's io when input it cannot take as a
+   command is buffered, and the DONE in it would never be read. Checked
+   once that handling is over, as imap's IDLE does in its own way. */
+static void relay_idle_io_check_later(struct relay_client *rclient)
+{
+	struct relay_exchange *exch = &rclient->exch;
+
+	if (exch->idling && !exch->idle_done_sent && exch->to_idle_io == NULL) {
+		exch->to_idle_io = timeout_add_short(0, relay_idle_io_check,
+						     rclient);
 	}
 }
 
@@ -1021,7 +1089,6 @@ static int relay_exchange_special_line(struct relay_client *rclient,
 {
 	struct relay_exchange *exch = &rclient->exch;
 	struct relay_conn *conn = exch->conn;
-	struct client *client = rclient->client;
 
 	if (relay_line_is_tagged(exch, data, end)) {
 		const char *text = t_strndup(data + strlen(exch->tag) + 1,
@@ -1045,11 +1112,7 @@ static int relay_exchange_special_line(struct relay_client *rclient,
 		   server may be silent */
 		exch->idling = TRUE;
 		timeout_remove(&conn->to);
-		io_remove(&client->io);
-		client->io = io_add_istream(client->input,
-					    relay_idle_client_input, rclient);
-		/* a DONE may have been read already (sent with the IDLE) */
-		i_stream_set_input_pending(client->input, TRUE);
+		relay_idle_io_add(rclient);
 		return 1;
 	}
 	if (exch->drop_closed && end >= 13 &&
@@ -1233,7 +1296,10 @@ static bool relay_cmd_continue(struct client_command_context *cmd)
 		}
 		return TRUE;
 	}
-	return relay_exchange_pump(rclient);
+	if (relay_exchange_pump(rclient))
+		return TRUE;
+	relay_idle_io_check_later(rclient);
+	return FALSE;
 }
 
 /* Send the client's command (line, without tag) to conn and copy the
@@ -1268,7 +1334,10 @@ static bool relay_forward(struct client_command_context *cmd,
 	/* nothing else may write to the client until the reply is copied */
 	cmd->client->output_cmd_lock = cmd;
 	cmd->func = relay_cmd_continue;
-	return relay_exchange_pump(rclient);
+	if (relay_exchange_pump(rclient))
+		return TRUE;
+	relay_idle_io_check_later(rclient);
+	return FALSE;
 }
 
 /* Commands */
@@ -1316,7 +1385,7 @@ static bool cmd_relay_select(struct client_command_context *cmd)
 	struct client *client = cmd->client;
 	struct relay_client *rclient;
 	struct relay_conn *conn;
-	struct mail_namespace *ns;
+	struct mail_namespace *ns = NULL;
 	struct referral_proxy_route route;
 	const struct imap_arg *args, *params = NULL;
 	const char *mailbox, *vname, *error, *line, *options;
@@ -1324,16 +1393,21 @@ static bool cmd_relay_select(struct client_command_context *cmd)
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
-	if (!imap_arg_get_astring(&args[0], &mailbox) ||
-	    (!IMAP_ARG_IS_EOL(&args[1]) &&
-	     (!imap_arg_get_list(&args[1], &params) ||
-	      !IMAP_ARG_IS_EOL(&args[2]))))
-		return relay_cmd_dovecot(cmd); /* imap's own error */
-	vname = mailbox;
-	ns = client_find_namespace_full(client, &vname, &error);
-	if (ns == NULL ||
-	    mailbox_referrals_proxy_route(ns, vname, &route) <= 0) {
-		/* a local mailbox (or one imap's own SELECT reports) */
+	vname = NULL;
+	if (imap_arg_get_astring(&args[0], &mailbox) &&
+	    (IMAP_ARG_IS_EOL(&args[1]) ||
+	     (imap_arg_get_list(&args[1], &params) &&
+	      IMAP_ARG_IS_EOL(&args[2])))) {
+		vname = mailbox;
+		ns = client_find_namespace_full(client, &vname, &error);
+		if (ns == NULL ||
+		    mailbox_referrals_proxy_route(ns, vname, &route) <= 0)
+			vname = NULL;
+	}
+	if (vname == NULL) {
+		/* a local mailbox, or one imap's own SELECT reports (invalid
+		   arguments too): a remote one selected is closed, as imap
+		   closes its own before it fails */
 		rclient = RELAY_CLIENT_CONTEXT(client);
 		if (rclient != NULL) {
 			had_mailbox = rclient->selected != NULL ||
@@ -1434,18 +1508,35 @@ static bool cmd_relay_selected(struct client_command_context *cmd)
 		kind = RELAY_KIND_DESELECT;
 	else if (strcasecmp(name, "IDLE") == 0)
 		kind = RELAY_KIND_IDLE;
+	if (conn != NULL && relay_conn_is_closed(conn)) {
+		/* the server closed the connection between commands */
+		if (kind != RELAY_KIND_DESELECT) {
+			relay_command_failed(cmd, conn, kind,
+					     "Connection closed");
+			return TRUE;
+		}
+		e_warning(cmd->client->event, "mailbox-referrals: Remote "
+			  "server %s: Lost the connection: Connection closed",
+			  conn->server);
+		relay_conn_destroy(&conn);
+	}
+	if (conn == NULL && kind == RELAY_KIND_DESELECT) {
+		/* the client's mailbox is closed all the same (a NO would
+		   leave it thinking it is still selected); CLOSE could not
+		   expunge, and says so */
+		rclient->selected = NULL;
+		rclient->lost = FALSE;
+		client_send_tagline(cmd, strcasecmp(name, "CLOSE") == 0 ?
+			"OK Close completed; the server of this mailbox is "
+			"unreachable: nothing was expunged." :
+			"OK Unselect completed.");
+		return TRUE;
+	}
 	if (conn == NULL) {
 		/* the connection was lost */
-		if (kind == RELAY_KIND_DESELECT)
-			rclient->lost = FALSE;
 		client_send_tagline(cmd, t_strdup_printf(
 			"NO ["IMAP_RESP_CODE_UNAVAILABLE"] %s",
 			relay_lost_error(rclient->lost_server)));
-		return TRUE;
-	}
-	if (relay_conn_is_closed(conn)) {
-		/* the server closed the connection between commands */
-		relay_command_failed(cmd, conn, kind, "Connection closed");
 		return TRUE;
 	}
 
@@ -1508,23 +1599,41 @@ static int relay_collect_uids(struct relay_client *rclient,
 	ARRAY_TYPE(const_string) untagged;
 	const char *reply, *const *linep, *const *words;
 	uint32_t num;
+	bool esearch;
 
+	/* ESEARCH's ALL is a set (1:40000), where SEARCH lists every UID
+	   on one line, longer than a line may be for a large mailbox */
+	esearch = relay_conn_has_capability(conn, "ESEARCH");
 	t_array_init(&untagged, 8);
-	if (relay_conn_command(conn, t_strdup_printf("UID SEARCH %s%s",
+	if (relay_conn_command(conn, t_strdup_printf("UID SEARCH %s%s%s",
+				esearch ? "RETURN (ALL) " : "",
 				uid ? "UID " : "", set),
 			       &untagged, &reply, error_r) < 0)
 		return -1;
 	array_foreach(&untagged, linep) {
-		if (!str_begins(*linep, "* SEARCH")) {
-			/* news of the mailbox: the client's too */
-			client_send_line(rclient->client, *linep);
+		if (esearch && str_begins(*linep, "* ESEARCH ")) {
+			words = t_strsplit_spaces(*linep, " ");
+			for (; *words != NULL; words++) {
+				if (strcasecmp(*words, "ALL") == 0 &&
+				    words[1] != NULL &&
+				    imap_seq_set_nostar_parse(words[1],
+							      uids) < 0) {
+					*error_r = "Invalid ESEARCH reply";
+					return -1;
+				}
+			}
 			continue;
 		}
-		words = t_strsplit_spaces(*linep + 8, " ");
-		for (; *words != NULL; words++) {
-			if (str_to_uint32(*words, &num) == 0)
-				seq_range_array_add(uids, num);
+		if (!esearch && str_begins(*linep, "* SEARCH")) {
+			words = t_strsplit_spaces(*linep + 8, " ");
+			for (; *words != NULL; words++) {
+				if (str_to_uint32(*words, &num) == 0)
+					seq_range_array_add(uids, num);
+			}
+			continue;
 		}
+		/* news of the mailbox: the client's too */
+		client_send_line(rclient->client, *linep);
 	}
 	if (!str_begins(reply, "OK")) {
 		*reply_r = reply;
@@ -1554,6 +1663,12 @@ relay_copy_other(struct client_command_context *cmd, struct relay_conn *conn,
 	string_t *msg;
 	int ret;
 
+	if (move && rclient->selected_readonly) {
+		/* as imap's own MOVE from an EXAMINEd mailbox */
+		client_send_tagline(cmd, "NO [READ-ONLY] "
+				    "Mailbox is read-only.");
+		return TRUE;
+	}
 	/* the set goes into a UID SEARCH: only a set, or SEARCHRES' $ */
 	t_array_init(&uids, 16);
 	if (strcmp(set, "$") != 0 && imap_seq_set_parse(set, &uids) < 0) {

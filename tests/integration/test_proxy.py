@@ -48,6 +48,7 @@ import imaplib
 import os
 import re
 import signal
+import subprocess
 
 from common import (check_plugin_built, crash_lines, expect, expect_eq,
                     expect_no_crash, expect_ok, expect_tagged, expect_usable,
@@ -966,6 +967,59 @@ def test_passthrough_client_gone_mid_command():
     with e.proxied() as p:
         expect_ok(p.command("SELECT Public/Orders"), "SELECT afterwards")
         expect_ok(p.command("FETCH 1:* (UID)"), "FETCH afterwards")
+
+
+def _kick_on_x(user=USER):
+    """Every session of user on X ends (doveadm kick: X's imap processes
+    say BYE and close), the proxy's connection among them."""
+    e = env()
+    r = subprocess.run(["doveadm", "-c", e.x.config_path, "kick", user],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    expect(r.returncode == 0, "doveadm kick on X: %r" % r.stdout)
+
+
+def test_passthrough_connection_lost_then_close():
+    """X ends the proxy's connection while a mailbox is selected: its
+    commands get NO [UNAVAILABLE] ... select it again (README,
+    "Failures"); CLOSE then closes it (OK, saying nothing was expunged),
+    and a new SELECT reconnects."""
+    e = env()
+    lost = ("NO [UNAVAILABLE] Lost the connection to the server of this "
+            "mailbox (%s); select it again" % e.addr(e.port_x))
+    with e.proxied() as p:
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT Public/Orders")
+        _kick_on_x()
+        expect(wait_until(lambda: _established_to(e.port_x) == 0),
+               "the proxy's connection to X is still open after the kick")
+        expect_tagged(p.command("FETCH 1 (UID)"), lost, "FETCH after the "
+                      "connection was lost")
+        expect_tagged(p.command("NOOP"), lost, "NOOP after the loss")
+        expect_tagged(p.command("CLOSE"), "OK Close completed; the server "
+                      "of this mailbox is unreachable: nothing was expunged",
+                      "CLOSE after the loss")
+        r = p.command("FETCH 1 (UID)")
+        expect(r.status == "BAD", "FETCH after CLOSE: no mailbox is "
+               "selected: %r" % r.tagged)
+        expect_ok(p.command("SELECT Public/Orders"), "SELECT again")
+        expect_ok(p.command("FETCH 1 (UID)"), "FETCH after SELECT again")
+        expect_usable(p)
+
+
+def test_passthrough_move_from_examined_mailbox_refused():
+    """MOVE out of a remote mailbox opened with EXAMINE is refused, as
+    from a local one, and the message stays."""
+    e = env()
+    uid, = _seed_direct("x", "Public/Orders", ["Stays examined"])
+    n = count("x", "Public/Orders")
+    with e.proxied() as p:
+        expect_ok(p.command("EXAMINE Public/Orders"), "EXAMINE")
+        r = p.command("UID MOVE %d INBOX" % uid)
+        expect(r.status == "NO" and "[READ-ONLY]" in r.tagged,
+               "UID MOVE from an EXAMINEd mailbox: %r" % r.tagged)
+        expect_usable(p)
+    expect_eq(count("x", "Public/Orders"), n, "messages on X after the "
+              "refused MOVE")
 
 
 def test_storage_design_without_passthrough():
