@@ -110,6 +110,9 @@ struct relay_exchange {
 	uoff_t literal_left;
 	/* part of a line was copied: the client is in the middle of it */
 	bool mid_line;
+	/* the line being read continues a response after its literal
+	   (FETCH's ")"): not a response of its own */
+	bool continued;
 	/* a server's "* OK [CLOSED]" is dropped: the client got ours */
 	bool drop_closed;
 	/* IDLE: the server sent its continuation, the client's DONE was
@@ -900,7 +903,7 @@ static void relay_exchange_failed(struct relay_client *rclient,
 		i_free(rclient->lost_server);
 		rclient->lost_server = i_strdup(conn->server);
 	}
-	if (exch->mid_line || exch->literal_left > 0) {
+	if (exch->mid_line || exch->continued || exch->literal_left > 0) {
 		relay_exchange_clear(rclient);
 		client_disconnect_with_error(cmd->client, t_strdup_printf(
 			"Lost the connection to the server of the selected "
@@ -1132,6 +1135,24 @@ static bool relay_line_is_special(const unsigned char *data, size_t end)
 	return TRUE;
 }
 
+/* Is the line at data (a response's start, end bytes without CRLF) a
+   status response, untagged or tagged ("* OK", "A1 NO", ...)? */
+static bool relay_line_is_status(const unsigned char *data, size_t end)
+{
+	const unsigned char *sp = memchr(data, ' ', end);
+	size_t rest;
+
+	if (sp == NULL)
+		return FALSE;
+	sp++;
+	rest = end - (sp - data);
+	return (rest >= 3 && (memcmp(sp, "OK ", 3) == 0 ||
+			      memcmp(sp, "NO ", 3) == 0)) ||
+		(rest >= 4 && (memcmp(sp, "BAD ", 4) == 0 ||
+			       memcmp(sp, "BYE ", 4) == 0)) ||
+		(rest >= 8 && memcmp(sp, "PREAUTH ", 8) == 0);
+}
+
 /* Copy the server's reply to the client until its tagged line, the
    client's buffer is full, or the server has sent nothing more. What the
    read buffer holds is copied in one write: whole lines and literals
@@ -1147,6 +1168,7 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 	uoff_t literal_size;
 	ssize_t ret;
 	int special;
+	bool at_start;
 
 	/* the server has the timeout to reply, except while the client
 	   idles or does not read */
@@ -1182,7 +1204,8 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 			end = line_len - 1;
 			if (end > 0 && data[pos + end - 1] == '\r')
 				end--;
-			if (!exch->mid_line && (end == 0 ||
+			at_start = !exch->mid_line && !exch->continued;
+			if (at_start && (end == 0 ||
 			    relay_line_is_special(data + pos, end))) {
 				/* what comes before it goes first */
 				if (pos > 0) {
@@ -1200,14 +1223,21 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 					continue;
 			}
 			exch->mid_line = FALSE;
-			if (relay_line_literal(data + pos, end, &literal_size))
+			/* a status response's text ("* OK ... {5}") has no
+			   literal; every other line may end in one */
+			exch->continued =
+				!(at_start && relay_line_is_status(data + pos,
+								   end)) &&
+				relay_line_literal(data + pos, end,
+						   &literal_size);
+			if (exch->continued)
 				exch->literal_left = literal_size;
 			pos += line_len;
 		}
 		if (pos == 0 && size >= RELAY_INPUT_MAX_SIZE &&
 		    exch->literal_left == 0) {
 			/* a long line: copy all but its tail */
-			if (!exch->mid_line &&
+			if (!exch->mid_line && !exch->continued &&
 			    relay_line_is_tagged(exch, data, size)) {
 				relay_exchange_failed(rclient,
 					"Tagged reply line too long");
