@@ -791,9 +791,11 @@ relay_conn_get(struct relay_client *rclient, struct mail_namespace *ns,
 				"Passing commands through to %s", conn->server);
 			return conn;
 		}
-		/* the reason may quote the remote server's words */
+		/* the reason may quote the remote server's words, or its
+		   certificate's names */
 		e_warning(rclient->client->event, "mailbox-referrals: "
-			  "Remote server %s: %s", server->name, error);
+			  "Remote server %s: %s", server->name,
+			  str_sanitize(error, 512));
 		if (str_len(names) > 0)
 			str_append(names, ", ");
 		str_append(names, server->name);
