@@ -444,6 +444,22 @@ static bool relay_conn_has_capability(struct relay_conn *conn,
 		       t_strconcat(" ", cap, " ", NULL)) != NULL;
 }
 
+/* Ask the server for its capabilities. Returns 0, or -1 with error_r. */
+static int relay_conn_ask_capabilities(struct relay_conn *conn,
+				       const char **error_r)
+{
+	ARRAY_TYPE(const_string) untagged;
+	const char *reply, *const *linep;
+
+	t_array_init(&untagged, 4);
+	if (relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
+			       error_r) < 0)
+		return -1;
+	array_foreach(&untagged, linep)
+		(void)relay_conn_set_capabilities(conn, *linep);
+	return 0;
+}
+
 /* Log in: SASL PLAIN, as the user (with the master user's name and
    password, or the user's own password). */
 static int
@@ -452,8 +468,7 @@ relay_conn_login(struct relay_conn *conn,
 		 const char **error_r)
 {
 	const struct referral_proxy_settings *set = route->set;
-	ARRAY_TYPE(const_string) untagged;
-	const char *line, *reply, *const *linep;
+	const char *line, *reply;
 	string_t *plain, *b64;
 	int ret;
 
@@ -519,13 +534,7 @@ relay_conn_login(struct relay_conn *conn,
 	}
 	if (relay_conn_set_capabilities(conn, reply))
 		return 0;
-	t_array_init(&untagged, 4);
-	if (relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
-			       error_r) < 0)
-		return -1;
-	array_foreach(&untagged, linep)
-		(void)relay_conn_set_capabilities(conn, *linep);
-	return 0;
+	return relay_conn_ask_capabilities(conn, error_r);
 }
 
 static int relay_conn_tls_handshaked(const char **error_r, void *context)
@@ -597,16 +606,11 @@ static int relay_conn_starttls(struct relay_conn *conn,
 			       const struct referral_proxy_route_server *server,
 			       const char **error_r)
 {
-	ARRAY_TYPE(const_string) untagged;
-	const char *reply, *const *linep;
+	const char *reply;
 
-	t_array_init(&untagged, 4);
 	if (conn->capabilities == NULL &&
-	    relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
-			       error_r) < 0)
+	    relay_conn_ask_capabilities(conn, error_r) < 0)
 		return -1;
-	array_foreach(&untagged, linep)
-		(void)relay_conn_set_capabilities(conn, *linep);
 	if (!relay_conn_has_capability(conn, "STARTTLS")) {
 		*error_r = "The server does not offer STARTTLS";
 		return -1;
@@ -622,13 +626,7 @@ static int relay_conn_starttls(struct relay_conn *conn,
 		return -1;
 	/* what the server offered before TLS does not count */
 	i_free(conn->capabilities);
-	array_clear(&untagged);
-	if (relay_conn_command(conn, "CAPABILITY", &untagged, &reply,
-			       error_r) < 0)
-		return -1;
-	array_foreach(&untagged, linep)
-		(void)relay_conn_set_capabilities(conn, *linep);
-	return 0;
+	return relay_conn_ask_capabilities(conn, error_r);
 }
 
 /* Connect to server and log in; NULL with error_r if either fails. */

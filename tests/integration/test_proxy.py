@@ -1036,12 +1036,7 @@ def test_storage_design_without_passthrough():
     try:
         d.start()
         with ImapClient(d.port) as c:
-            expect_ok(c.login(USER, PASSWORD), "LOGIN")
-            r = c.command("EXAMINE Public/Sales")
-            expect_tagged(r, "OK [READ-ONLY] Examine completed",
-                          "EXAMINE Public/Sales without passthrough")
-            expect_eq(select_codes(r.untagged)["UIDVALIDITY"],
-                      want["UIDVALIDITY"], "UIDVALIDITY")
+            _login_examine_sales(c, want, "without passthrough")
             rp = c.command("FETCH 1:* (UID RFC822.SIZE)")
             expect_ok(rp, "FETCH without passthrough")
             with e.direct("x") as x:
@@ -1383,6 +1378,17 @@ def _policy_server(name, policy):
     return d
 
 
+def _login_examine_sales(c, want, what):
+    """Log in on a home server of a test's own and EXAMINE Public/Sales:
+    X's UIDVALIDITY (want: status() on X)."""
+    expect_ok(c.login(USER, PASSWORD), "LOGIN")
+    r = c.command("EXAMINE Public/Sales")
+    expect_tagged(r, "OK [READ-ONLY] Examine completed",
+                  "EXAMINE Public/Sales " + what)
+    expect_eq(select_codes(r.untagged)["UIDVALIDITY"], want["UIDVALIDITY"],
+              "UIDVALIDITY " + what)
+
+
 def test_proxy_with_the_users_own_password():
     """No master user (README, "Identity and rights", second column): the
     home server's passdb hands the user's password to the proxy
@@ -1401,12 +1407,7 @@ def test_proxy_with_the_users_own_password():
     try:
         d.start()
         with ImapClient(d.port) as c:
-            expect_ok(c.login(USER, PASSWORD), "LOGIN")
-            r = c.command("EXAMINE Public/Sales")
-            expect_tagged(r, "OK [READ-ONLY] Examine completed",
-                          "EXAMINE Public/Sales with the user's password")
-            expect_eq(select_codes(r.untagged)["UIDVALIDITY"],
-                      want["UIDVALIDITY"], "UIDVALIDITY")
+            _login_examine_sales(c, want, "with the user's password")
             r = c.append("Public/ReadOnly", message("Not allowed", "x"))
             expect(r.status == "NO", "APPEND to Public/ReadOnly with the "
                    "user's password: %r" % r.tagged)
