@@ -1275,29 +1275,18 @@ static bool relay_exchange_pump(struct relay_client *rclient)
 	}
 }
 
-/* The connection has input, or the client can take more output: copy.
-   from_command is TRUE when imap runs the command (relay_cmd_continue()),
-   which frees it when this returns TRUE; else (an I/O callback) the
-   command is freed here. */
-static bool relay_exchange_run(struct relay_client *rclient,
-			       bool from_command)
+/* The connection has input: copy. The command ends here when its reply
+   is complete (imap frees it, and goes on with the client's input). The
+   client's output is not corked: a block of the reply is written at
+   once, without first being copied into the output buffer. */
+static void relay_conn_input(struct relay_client *rclient)
 {
 	struct client_command_context *cmd = rclient->exch.cmd;
-	bool done;
 
-	/* not corked: a block of the reply is written at once, without
-	   first being copied into the output buffer */
-	done = relay_exchange_pump(rclient);
-	if (done && !from_command) {
+	if (relay_exchange_pump(rclient)) {
 		cmd->state = CLIENT_COMMAND_STATE_WAIT_EXTERNAL;
 		client_command_free(&cmd);
 	}
-	return done;
-}
-
-static void relay_conn_input(struct relay_client *rclient)
-{
-	(void)relay_exchange_run(rclient, FALSE);
 }
 
 static void relay_conn_timeout(struct relay_client *rclient)
