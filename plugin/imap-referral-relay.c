@@ -64,6 +64,12 @@
    recognised when the rest arrives. */
 #define RELAY_LINE_TAIL 24
 
+/* README, "Events and metrics" */
+#define RELAY_EVENT_CONNECT_FINISHED \
+	"mailbox_referrals_passthrough_connect_finished"
+#define RELAY_EVENT_COMMAND_FINISHED \
+	"mailbox_referrals_passthrough_command_finished"
+
 #define RELAY_CLIENT_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, relay_client_module)
 
@@ -79,6 +85,8 @@ struct relay_conn {
 	struct relay_client *rclient;
 	/* "HOST[:PORT]", for logs and errors */
 	char *server;
+	/* the plugin's session event's child, with the server's name */
+	struct event *event;
 	/* the namespace where the client names the mailboxes */
 	struct mail_namespace *home_ns;
 	unsigned int timeout_msecs;
@@ -104,6 +112,10 @@ struct relay_conn {
 struct relay_exchange {
 	struct client_command_context *cmd;
 	struct relay_conn *conn;
+	/* the command's event (conn's child) and the client's output
+	   offset when it began */
+	struct event *event;
+	uoff_t output_offset;
 	enum relay_kind kind;
 	const char *tag;
 	/* bytes of a literal still to copy */
@@ -226,6 +238,7 @@ static void relay_conn_destroy(struct relay_conn **_conn)
 	o_stream_destroy(&conn->output);
 	i_close_fd(&conn->fd);
 	i_free(conn->tls_host);
+	event_unref(&conn->event);
 	str_free(&conn->enabled);
 	i_free(conn->capabilities);
 	i_free(conn->server);
@@ -690,6 +703,8 @@ relay_conn_create(struct relay_client *rclient, struct mail_namespace *ns,
 	conn = i_new(struct relay_conn, 1);
 	conn->rclient = rclient;
 	conn->server = i_strdup(server->name);
+	conn->event = event_create(route->event);
+	event_add_str(conn->event, "server", server->name);
 	conn->home_ns = ns;
 	conn->timeout_msecs = route->set->timeout_msecs;
 	conn->fd = fd;
@@ -759,6 +774,8 @@ relay_conn_get(struct relay_client *rclient, struct mail_namespace *ns,
 	const struct referral_proxy_route_server *server;
 	struct relay_conn *conn, *const *connp;
 	string_t *names = t_str_new(64);
+	struct event *event;
+	struct event_passthrough *e;
 	const char *error;
 
 	array_foreach(&route->servers, server) {
@@ -783,12 +800,22 @@ relay_conn_get(struct relay_client *rclient, struct mail_namespace *ns,
 			}
 			relay_conn_destroy(&conn);
 		}
+		event = event_create(route->event);
+		event_add_str(event, "server", server->name);
+		if (route->set->ssl[0] != '\0')
+			event_add_str(event, "tls", route->set->ssl);
 		conn = relay_conn_create(rclient, ns, route, server, &error);
+		e = event_create_passthrough(event)->
+			set_name(RELAY_EVENT_CONNECT_FINISHED);
 		if (conn != NULL) {
-			e_debug(rclient->client->event, "mailbox-referrals: "
-				"Passing commands through to %s", conn->server);
+			e_debug(e->event(), "Passing commands through to %s",
+				conn->server);
+			event_unref(&event);
 			return conn;
 		}
+		e->add_str("error", str_sanitize(error, 512));
+		e_debug(e->event(), "Connecting to %s failed", server->name);
+		event_unref(&event);
 		/* the reason may quote the remote server's words, or its
 		   certificate's names */
 		e_warning(rclient->client->event, "mailbox-referrals: "
@@ -867,8 +894,60 @@ static void relay_exchange_clear(struct relay_client *rclient)
 	}
 	if (client->output_cmd_lock == rclient->exch.cmd)
 		client->output_cmd_lock = NULL;
+	event_unref(&rclient->exch.event);
 	i_zero(&rclient->exch);
 	rclient->exch_active = FALSE;
+}
+
+/* What the client has been sent so far (written and buffered). */
+static uoff_t relay_client_output_total(struct client *client)
+{
+	return client->output->offset +
+		o_stream_get_buffer_used_size(client->output);
+}
+
+/* A command passed through to conn's server ends: its event (created
+   when it began, in event_r, then unreferenced), with the result ("ok",
+   "no", "bad" from the server's tagged reply, or "failed" with error
+   when the connection failed) and the bytes the client was sent. */
+static void
+relay_command_event(struct relay_conn *conn, struct event **event_r,
+		    uoff_t output_start, const char *text, const char *error)
+{
+	struct client *client = conn->rclient->client;
+	struct event_passthrough *e;
+	const char *result;
+
+	if (error != NULL)
+		result = "failed";
+	else if (str_begins(text, "OK"))
+		result = "ok";
+	else if (str_begins(text, "NO"))
+		result = "no";
+	else
+		result = "bad";
+	e = event_create_passthrough(*event_r)->
+		set_name(RELAY_EVENT_COMMAND_FINISHED)->
+		add_str("result", result)->
+		add_int("bytes", relay_client_output_total(client) -
+			output_start);
+	if (error != NULL)
+		e->add_str("error", error);
+	e_debug(e->event(), "Passed through to %s: %s: %s",
+		conn->server, event_find_field_recursive_str(*event_r,
+							     "command"),
+		result);
+	event_unref(event_r);
+}
+
+static struct event *
+relay_command_event_begin(struct relay_conn *conn,
+			  struct client_command_context *cmd)
+{
+	struct event *event = event_create(conn->event);
+
+	event_add_str(event, "command", cmd->name);
+	return event;
 }
 
 static const char *relay_lost_error(const char *server)
@@ -891,6 +970,12 @@ static void relay_exchange_failed(struct relay_client *rclient,
 	e_warning(rclient->client->event, "mailbox-referrals: "
 		  "Remote server %s: Lost the connection: %s",
 		  conn->server, str_sanitize(reason, 256));
+	if (exch->event == NULL) {
+		exch->event = relay_command_event_begin(conn, cmd);
+		exch->output_offset = relay_client_output_total(cmd->client);
+	}
+	relay_command_event(conn, &exch->event, exch->output_offset, NULL,
+			    str_sanitize(reason, 256));
 	if (exch->kind == RELAY_KIND_SELECT)
 		error = t_strdup_printf("Remote server %s is unavailable",
 					conn->server);
@@ -946,6 +1031,9 @@ static void relay_exchange_finish(struct relay_client *rclient,
 	struct relay_exchange *exch = &rclient->exch;
 	struct client_command_context *cmd = exch->cmd;
 	bool ok = str_begins(text, "OK");
+	struct relay_conn *conn;
+	struct event *event;
+	uoff_t output_offset;
 
 	switch (exch->kind) {
 	case RELAY_KIND_SELECT:
@@ -966,8 +1054,13 @@ static void relay_exchange_finish(struct relay_client *rclient,
 		break;
 	}
 	text = relay_tagged_text(exch->conn, text);
+	conn = exch->conn;
+	event = exch->event;
+	output_offset = exch->output_offset;
+	exch->event = NULL;
 	relay_exchange_clear(rclient);
 	client_send_tagline(cmd, text);
+	relay_command_event(conn, &event, output_offset, text, NULL);
 }
 
 /* IDLE: the client's input is read here until its DONE. */
@@ -1338,6 +1431,8 @@ static bool relay_forward(struct client_command_context *cmd,
 	exch->kind = kind;
 	exch->tag = cmd->tag;
 	exch->drop_closed = drop_closed;
+	exch->event = relay_command_event_begin(conn, cmd);
+	exch->output_offset = relay_client_output_total(cmd->client);
 	rclient->exch_active = TRUE;
 
 	if (relay_conn_sync_features(conn, &error) < 0) {
@@ -1854,6 +1949,8 @@ static bool cmd_relay_status(struct client_command_context *cmd)
 	const char *mailbox, *vname, *items, *error, *reply, *rest;
 	const char *const *linep;
 	string_t *str;
+	struct event *event;
+	uoff_t output_offset;
 
 	if (!client_read_args(cmd, 0, 0, &args))
 		return FALSE;
@@ -1880,8 +1977,11 @@ static bool cmd_relay_status(struct client_command_context *cmd)
 	str_append_c(str, ' ');
 	str_append(str, items);
 	t_array_init(&untagged, 4);
+	event = relay_command_event_begin(conn, cmd);
+	output_offset = relay_client_output_total(client);
 	if (relay_conn_command(conn, str_c(str), &untagged, &reply,
 			       &error) < 0) {
+		event_unref(&event);
 		relay_command_failed(cmd, conn, RELAY_KIND_OTHER, error);
 		return TRUE;
 	}
@@ -1899,7 +1999,9 @@ static bool cmd_relay_status(struct client_command_context *cmd)
 			client_send_line(client, *linep);
 		}
 	}
-	client_send_tagline(cmd, relay_tagged_text(conn, reply));
+	reply = relay_tagged_text(conn, reply);
+	client_send_tagline(cmd, reply);
+	relay_command_event(conn, &event, output_offset, reply, NULL);
 	return TRUE;
 }
 

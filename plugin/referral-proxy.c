@@ -1018,6 +1018,7 @@ int referral_proxy_route(struct mail_namespace *ns, const char *vname,
 	route_r->remote_name = str_c(name);
 	route_r->username = ns->user->username;
 	route_r->set = ruser->proxy->set;
+	route_r->event = ruser->event;
 	return 1;
 }
 

@@ -112,6 +112,9 @@ struct referral_proxy_route {
 	/* the user to log in as, with settings->master_user if not empty */
 	const char *username;
 	const struct referral_proxy_settings *set;
+	/* the session's event of the plugin (category mailbox-referrals):
+	   the parent of the relay's */
+	struct event *event;
 };
 
 /* Where the mailbox vname of ns lives, for passing its commands

@@ -1022,6 +1022,46 @@ def test_passthrough_move_from_examined_mailbox_refused():
               "refused MOVE")
 
 
+def test_passthrough_events():
+    """The passthrough's events (README, "Events and metrics"), selected
+    by name with log_debug: the connection, and each command with its
+    result."""
+    e = env()
+    port = free_port()
+    settings = plugin_settings(e.ldap, e.addr(port))
+    settings.update(proxy_settings(timeout="%ds" % PROXY_TIMEOUT_SECS))
+    d = Dovecot("proxy-events", port=port, plugin_settings=settings,
+                extra_config="log_debug = "
+                "event=mailbox_referrals_passthrough_connect_finished OR "
+                "event=mailbox_referrals_passthrough_command_finished\n")
+    x = e.addr(e.port_x)
+    want = ["Passing commands through to %s" % x,
+            "Passed through to %s: SELECT: ok" % x,
+            "Passed through to %s: UID FETCH: ok" % x,
+            "Passed through to %s: SEARCH: bad" % x,
+            "Passed through to %s: STATUS: ok" % x]
+
+    def ours():
+        return [l.split("Debug: mailbox-referrals: ", 1)[1]
+                for l in d.log_text().splitlines()
+                if "Debug: mailbox-referrals: " in l]
+    try:
+        d.start()
+        with ImapClient(d.port) as c:
+            expect_ok(c.login(USER, PASSWORD), "LOGIN")
+            expect_ok(c.command("SELECT Public/Sales"), "SELECT")
+            expect_ok(c.command("UID FETCH 1:* (FLAGS)"), "UID FETCH")
+            expect(c.command("SEARCH NOSUCHKEY").status == "BAD",
+                   "SEARCH with an unknown key")
+            expect_ok(c.command("STATUS Public/Orders (MESSAGES)"),
+                      "STATUS")
+            expect_ok(c.command("SELECT INBOX"), "SELECT INBOX")
+        expect(wait_until(lambda: ours() == want),
+               "the passthrough's debug lines: %r" % ours())
+    finally:
+        stop_servers(d)
+
+
 def test_storage_design_without_passthrough():
     """mailbox_referrals_proxy_passthrough = no: the same session works
     through the proxy's imapc storage (README, "How it works"); X's
