@@ -93,6 +93,11 @@ struct referral_proxy_state {
 	const char *pending_storage_name;
 	struct mailbox_list *pending_home_list;
 	bool pending_own_entry;
+	/* referral_proxy_route() just found local_vname of local_list
+	   local: imap's SELECT of it, which allocates it next, need not
+	   ask again (one decision per command) */
+	struct mailbox_list *local_list;
+	char *local_vname;
 	/* the last mailbox_alloc() could not reach any of the servers of
 	   failed_vname: why */
 	char *failed_vname;
@@ -147,6 +152,12 @@ static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_storage_module,
 static MODULE_CONTEXT_DEFINE_INIT(referral_proxy_mail_module,
 				  &mail_module_register);
 
+static void referral_proxy_clear_local(struct referral_proxy_state *proxy)
+{
+	proxy->local_list = NULL;
+	i_free(proxy->local_vname);
+}
+
 static void referral_proxy_clear_failure(struct referral_proxy_state *proxy)
 {
 	i_free(proxy->failed_vname);
@@ -193,6 +204,7 @@ void referral_proxy_user_deinit(struct referral_user *ruser)
 		mail_namespace_destroy(conn->ns);
 	array_clear(&ruser->proxy->conns);
 	referral_proxy_clear_failure(ruser->proxy);
+	referral_proxy_clear_local(ruser->proxy);
 }
 
 bool referral_proxy_session_is_proxied(struct referral_user *ruser)
@@ -563,9 +575,15 @@ referral_proxy_storage_mailbox_alloc(struct mail_storage *storage,
 	proxy->pending_vname = NULL;
 	referral_proxy_clear_failure(proxy);
 
-	ret = referral_lookup(ruser, list->ns->prefix, vname,
-			      mail_namespace_get_sep(list->ns),
-			      &target, &error);
+	if (proxy->local_list == list &&
+	    strcmp(proxy->local_vname, vname) == 0)
+		ret = 0;
+	else {
+		ret = referral_lookup(ruser, list->ns->prefix, vname,
+				      mail_namespace_get_sep(list->ns),
+				      &target, &error);
+	}
+	referral_proxy_clear_local(proxy);
 	if (ret <= 0) {
 		/* local, or unknown: the mailbox hooks of the namespace
 		   decide (and fail with UNAVAILABLE) as without the proxy */
@@ -999,8 +1017,13 @@ int referral_proxy_route(struct mail_namespace *ns, const char *vname,
 	    !referral_proxy_active(ruser) || !ruser->proxy->set->passthrough ||
 	    ruser->proxy->set->password[0] == '\0')
 		return 0;
+	referral_proxy_clear_local(ruser->proxy);
 	ret = referral_lookup(ruser, ns->prefix, vname,
 			      mail_namespace_get_sep(ns), &target, &error);
+	if (ret == 0) {
+		ruser->proxy->local_list = ns->list;
+		ruser->proxy->local_vname = i_strdup(vname);
+	}
 	if (ret <= 0)
 		return ret;
 	i_zero(route_r);
